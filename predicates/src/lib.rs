@@ -1,0 +1,92 @@
+//! The predicate half of weir's factory API, and weir's built-in predicates.
+//!
+//! A predicate decides whether a route takes a request. A [`PredicateFactory`] is registered
+//! under the name used in YAML (`Path`, `Header`, ...) and turns that entry's arguments into a
+//! ready [`Predicate`] once, when the config is compiled: regexes are compiled and numbers parsed
+//! there, never per request.
+//!
+//! A custom predicate depends on this crate only. The built-in `Number` predicate
+//! ([`number`]) is written purely against the public API and is the model to copy.
+//!
+//! Each built-in lives in the module named after it: `Path` in [`path`], `RemoteAddr` in
+//! [`remote_addr`], and so on.
+
+mod args;
+mod datetime;
+mod context;
+mod error;
+pub mod percent;
+mod request;
+
+pub mod after;
+pub mod before;
+pub mod between;
+pub mod cookie;
+pub mod header;
+pub mod host;
+pub mod method;
+pub mod number;
+pub mod path;
+pub mod query;
+pub mod remote_addr;
+pub mod weight;
+
+pub use args::{parse_duration, Args, Shortcut};
+pub use context::{BuildContext, WeightGroup, WeightGroups};
+pub use error::ArgError;
+pub use request::{Captures, RequestView};
+
+/// A compiled predicate: answers whether a request matches.
+///
+/// `test` runs on every request that reaches the route, so it must not block and should not
+/// allocate except to record captured variables.
+pub trait Predicate: Send + Sync + 'static {
+    /// Whether `request` matches. Variables the predicate captures (such as `{segment}` in a
+    /// Path pattern) go into `captures`, where filters read them.
+    fn test(&self, request: &RequestView<'_>, captures: &mut Captures) -> bool;
+
+    /// The names of the variables this predicate can capture, so that filters can check their
+    /// `{var}` templates when the config is compiled.
+    fn variables(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Builds a [`Predicate`] from the arguments of one YAML entry.
+pub trait PredicateFactory: Send + Sync + 'static {
+    /// The name used in YAML, such as `Path`. Lookup is exact and case-sensitive, as in SCG.
+    fn name(&self) -> &'static str;
+
+    /// How positional (shortcut) arguments map onto argument names.
+    fn shortcut(&self) -> Shortcut;
+
+    /// Builds the predicate, or explains precisely what is wrong with the arguments.
+    ///
+    /// Read arguments with the [`Args`] getters; an argument that is given but never read is
+    /// reported to the user as unknown.
+    fn build(&self, args: &Args, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError>;
+}
+
+/// The built-in predicate factories, in the order `weir check` lists them.
+pub fn builtins() -> Vec<Box<dyn PredicateFactory>> {
+    vec![
+        Box::new(path::PathFactory),
+        Box::new(host::HostFactory),
+        Box::new(method::MethodFactory),
+        Box::new(header::HeaderFactory),
+        Box::new(query::QueryFactory),
+        Box::new(cookie::CookieFactory),
+        Box::new(remote_addr::RemoteAddrFactory),
+        Box::new(after::AfterFactory),
+        Box::new(before::BeforeFactory),
+        Box::new(between::BetweenFactory),
+        Box::new(weight::WeightFactory),
+        Box::new(number::NumberFactory),
+    ]
+}
+
+/// Compiles `pattern` so that it must match a whole value, as Java's `String.matches` does.
+pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, ArgError> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| ArgError::new(format!("invalid regular expression `{pattern}`: {e}")))
+}
