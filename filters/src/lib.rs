@@ -1,0 +1,152 @@
+//! The filter half of weir's factory API, and weir's built-in filters.
+//!
+//! A filter changes a request on its way to the upstream, or the response on its way back, or
+//! answers the request itself. A [`FilterFactory`] is registered under its YAML name
+//! (`RewritePath`, `AddRequestHeader`, ...) and builds a [`Filter`] once, when the config is
+//! compiled. A route's filters become tower layers around one forwarding service
+//! ([`HttpService`]); see [`chain`] for the order.
+//!
+//! There are two kinds of filter:
+//! - [`EditFilter`]: edits the request in place and/or the response on the way back, or
+//!   answers directly. Consecutive edit filters run in one layer with no per-request
+//!   allocation. Most built-ins are of this kind.
+//! - [`LayerFilter`]: wraps the rest of the chain as any tower layer does (retries, circuit
+//!   breakers, timeouts).
+//!
+//! Each built-in lives in the module named after it: `RewritePath` in [`rewrite_path`],
+//! `StripPrefix` in [`strip_prefix`], and so on.
+
+mod body;
+mod chain;
+mod error;
+mod exchange;
+mod header_op;
+mod service;
+mod template;
+
+pub mod add_request_header;
+pub mod add_request_parameter;
+pub mod add_response_header;
+pub mod prefix_path;
+pub mod preserve_host_header;
+pub mod redirect_to;
+pub mod remove_request_header;
+pub mod remove_request_parameter;
+pub mod remove_response_header;
+pub mod rewrite_path;
+pub mod set_path;
+pub mod set_request_header;
+pub mod set_request_host_header;
+pub mod set_response_header;
+pub mod set_status;
+pub mod strip_prefix;
+
+use std::sync::Arc;
+
+pub use body::{BoxError, Body};
+pub use chain::chain;
+pub use error::{error_response, ErrorBody};
+pub use exchange::Exchange;
+pub use service::HttpService;
+pub use template::Template;
+pub use weir_predicates::{parse_duration, ArgError, Args, Captures, Shortcut};
+
+/// A compiled filter.
+#[derive(Clone)]
+pub enum Filter {
+    /// Edits the request and/or response in place.
+    Edit(Arc<dyn EditFilter>),
+    /// Wraps the rest of the chain.
+    Layer(Arc<dyn LayerFilter>),
+}
+
+/// A filter that edits the request before it goes on and the response on the way back.
+pub trait EditFilter: Send + Sync + 'static {
+    /// Edits the request. Returning `Err(response)` answers the request with `response`
+    /// instead of passing it on; the response still passes back through the filters before
+    /// this one.
+    fn request(&self, exchange: &mut Exchange) -> Result<(), http::Response<Body>> {
+        let _ = exchange;
+        Ok(())
+    }
+
+    /// Edits the response on its way back to the client. `vars` holds the variables captured
+    /// by the route's predicates when [`EditFilter::needs_vars_on_response`] is true, and is
+    /// empty otherwise.
+    fn response(&self, response: &mut http::Response<Body>, vars: &Captures) {
+        let _ = (response, vars);
+    }
+
+    /// Whether [`EditFilter::response`] reads captured variables (they are then kept for it).
+    fn needs_vars_on_response(&self) -> bool {
+        false
+    }
+}
+
+/// A filter that wraps the rest of the chain, as a tower layer does.
+pub trait LayerFilter: Send + Sync + 'static {
+    /// Wraps `inner`, the rest of the chain (later filters and the forwarder).
+    fn layer(&self, inner: HttpService) -> HttpService;
+}
+
+/// What a filter factory may know about the route it builds for.
+pub struct FilterContext<'a> {
+    route_id: &'a str,
+    variables: &'a [String],
+}
+
+impl<'a> FilterContext<'a> {
+    /// A context for route `route_id`, whose predicates capture `variables`.
+    pub fn new(route_id: &'a str, variables: &'a [String]) -> Self {
+        Self { route_id, variables }
+    }
+
+    /// The id of the route being built.
+    pub fn route_id(&self) -> &str {
+        self.route_id
+    }
+
+    /// The variables the route's predicates capture, for checking `{var}` templates.
+    pub fn variables(&self) -> &[String] {
+        self.variables
+    }
+
+    /// Parses a `{var}` template and checks that every variable is captured by the route.
+    pub fn template(&self, arg: &str, text: &str) -> Result<Template, ArgError> {
+        Template::parse(text, self.variables).map_err(|message| ArgError::for_arg(arg, message))
+    }
+}
+
+/// Builds a [`Filter`] from the arguments of one YAML entry.
+pub trait FilterFactory: Send + Sync + 'static {
+    /// The name used in YAML, such as `RewritePath`.
+    fn name(&self) -> &'static str;
+
+    /// How positional (shortcut) arguments map onto argument names.
+    fn shortcut(&self) -> Shortcut;
+
+    /// Builds the filter, or explains precisely what is wrong with the arguments.
+    fn build(&self, args: &Args, ctx: &FilterContext<'_>) -> Result<Filter, ArgError>;
+}
+
+/// The built-in filter factories.
+pub fn builtins() -> Vec<Box<dyn FilterFactory>> {
+    vec![
+        Box::new(add_request_header::AddRequestHeaderFactory),
+        Box::new(add_request_parameter::AddRequestParameterFactory),
+        Box::new(add_response_header::AddResponseHeaderFactory),
+        Box::new(prefix_path::PrefixPathFactory),
+        Box::new(preserve_host_header::PreserveHostHeaderFactory),
+        Box::new(redirect_to::RedirectToFactory),
+        Box::new(remove_request_header::RemoveRequestHeaderFactory),
+        Box::new(remove_request_parameter::RemoveRequestParameterFactory),
+        Box::new(remove_response_header::RemoveResponseHeaderFactory),
+        Box::new(rewrite_path::RewritePathFactory),
+        Box::new(set_path::SetPathFactory),
+        Box::new(set_request_header::SetRequestHeaderFactory),
+        Box::new(set_request_host_header::SetRequestHostHeaderFactory),
+        Box::new(set_response_header::SetResponseHeaderFactory),
+        Box::new(set_status::SetStatusFactory),
+        Box::new(strip_prefix::StripPrefixFactory),
+    ]
+}

@@ -1,0 +1,79 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
+
+use crate::{error_response, Body, Captures};
+
+/// One request on its way through a route's chain, with what the gateway knows about it.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The request. Its URI holds the path and query that will be sent upstream; filters that
+    /// rewrite them go through [`Exchange::set_path`] and [`Exchange::set_query`].
+    pub request: Request<Body>,
+    /// Variables captured by the route's predicates.
+    pub vars: Captures,
+    /// The TCP peer.
+    pub client: SocketAddr,
+    /// Whether the client connected over TLS.
+    pub tls: bool,
+    /// The id of the route that took the request.
+    pub route_id: Arc<str>,
+    /// Send the client's `Host` upstream instead of the upstream's authority.
+    pub preserve_host: bool,
+    /// The part of the path removed by `StripPrefix`, sent upstream as `X-Forwarded-Prefix`.
+    pub stripped_prefix: Option<String>,
+    /// A number identifying the request in logs and error bodies.
+    pub request_id: u64,
+    /// How many times the request was dispatched through `forward:` routes.
+    pub forwards: u8,
+}
+
+impl Exchange {
+    /// The path that will be sent upstream.
+    pub fn path(&self) -> &str {
+        self.request.uri().path()
+    }
+
+    /// The raw query that will be sent upstream, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.request.uri().query()
+    }
+
+    /// Replaces the path, keeping the query. A path that is not valid in a URI is answered
+    /// with 400.
+    pub fn set_path(&mut self, path: &str) -> Result<(), Response<Body>> {
+        let path = if path.is_empty() { "/" } else { path };
+        let pq = match self.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        self.set_path_and_query(pq)
+    }
+
+    /// Replaces the query (`None` removes it), keeping the path.
+    pub fn set_query(&mut self, query: Option<&str>) -> Result<(), Response<Body>> {
+        let pq = match query {
+            Some(q) if !q.is_empty() => format!("{}?{q}", self.path()),
+            _ => self.path().to_string(),
+        };
+        self.set_path_and_query(pq)
+    }
+
+    fn set_path_and_query(&mut self, pq: String) -> Result<(), Response<Body>> {
+        let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq))
+            .map_err(|_| self.error(StatusCode::BAD_REQUEST, "the rewritten path is not a valid URI path"))?;
+        let mut parts = self.request.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        *self.request.uri_mut() = Uri::from_parts(parts)
+            .map_err(|_| self.error(StatusCode::BAD_REQUEST, "the rewritten path is not a valid URI path"))?;
+        Ok(())
+    }
+
+    /// A JSON error response for this request.
+    pub fn error(&self, status: StatusCode, message: &str) -> Response<Body> {
+        error_response(status, message, self.path(), Some(&self.route_id), self.request_id)
+    }
+}

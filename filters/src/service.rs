@@ -1,0 +1,93 @@
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Response;
+use tower::{Service, ServiceExt};
+
+use crate::{Body, Exchange};
+
+type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+trait Erased: Send + Sync {
+    fn call(&self, exchange: Exchange) -> BoxFuture;
+}
+
+impl<S> Erased for S
+where
+    S: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    fn call(&self, exchange: Exchange) -> BoxFuture {
+        let service = self.clone();
+        Box::pin(async move {
+            match service.oneshot(exchange).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    }
+}
+
+/// A route's chain, or any part of it: a type-erased tower service from [`Exchange`] to a
+/// response.
+///
+/// Cloning is an `Arc` clone, so one compiled chain serves every request concurrently. It is
+/// always ready. Errors are responses (a 502 is a response), so the error type is
+/// [`Infallible`].
+#[derive(Clone)]
+pub struct HttpService(Arc<dyn Erased>);
+
+impl HttpService {
+    /// Erases a tower service. Cloning `service` should be cheap (a few `Arc`s): it is cloned
+    /// once per request.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Future: Send,
+    {
+        Self(Arc::new(service))
+    }
+
+    /// Wraps `inner` in a tower layer and erases the result.
+    pub fn layered<L>(layer: &L, inner: HttpService) -> Self
+    where
+        L: tower::Layer<HttpService>,
+        L::Service: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Exchange>>::Future: Send,
+    {
+        Self::new(layer.layer(inner))
+    }
+
+    /// Handles one exchange.
+    pub fn handle(&self, exchange: Exchange) -> impl Future<Output = Response<Body>> + Send + 'static {
+        self.0.call(exchange)
+    }
+}
+
+impl Service<Exchange> for HttpService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, exchange: Exchange) -> Self::Future {
+        ResponseFuture(self.0.call(exchange))
+    }
+}
+
+/// The future of [`HttpService`] as a tower service.
+pub struct ResponseFuture(BoxFuture);
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
+    }
+}
