@@ -1,1 +1,144 @@
-fn main(){}
+//! The `weir` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use weir::compile::Registry;
+use weir::config::Source;
+use weir::Gateway;
+
+/// weir: a declarative API gateway in the style of Spring Cloud Gateway.
+///
+/// With no arguments, runs the embedded default config (the OpenFaaS gateway's routes).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The routes file to run (default: the embedded default config).
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Overrides `server.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Overrides `admin.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validates FILE: prints the compiled route table, or every error (exit status 1).
+    Check {
+        /// The routes file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::Check { file }) => check(&file),
+        None => serve(cli),
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    let source = match Source::read(file) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match weir::check::check(&source, &Registry::default(), &|name| {
+        std::env::var(name).ok()
+    }) {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} error{} in {}",
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" },
+                file.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut builder = Gateway::builder();
+        if let Some(path) = cli.config {
+            builder = builder.config_file(path);
+        }
+        if let Some(addr) = cli.listen {
+            builder = builder.listen(addr);
+        }
+        if let Some(addr) = cli.admin_listen {
+            builder = builder.admin_listen(addr);
+        }
+        let gateway = match builder.start().await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    tracing::error!("{line}");
+                }
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down: finishing open requests");
+                gateway.shutdown().await;
+            }
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use http::Response;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut, Template};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+    Template,
+};
 
 /// Builds [`AddRequestParameter`].
 pub struct AddRequestParameterFactory;
@@ -45,8 +48,26 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'\''
-            | b'(' | b')' | b'*' | b',' | b';' | b':' | b'@' | b'/' | b'?' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'%'
+            | b'!'
+            | b'$'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b','
+            | b';'
+            | b':'
+            | b'@'
+            | b'/'
+            | b'?' => out.push(b as char),
             _ => {
                 let _ = write!(out, "%{b:02X}");
             }

@@ -23,7 +23,11 @@ impl FilterFactory for AddResponseHeaderFactory {
     }
 
     fn build(&self, args: &Args, ctx: &FilterContext<'_>) -> Result<Filter, ArgError> {
-        let op = if args.flag("override", true)? { Op::Append } else { Op::AppendIfAbsent };
+        let op = if args.flag("override", true)? {
+            Op::Append
+        } else {
+            Op::AppendIfAbsent
+        };
         HeaderOp::build(args, ctx, Side::Response, op)
     }
 }

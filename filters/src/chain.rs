@@ -46,7 +46,11 @@ fn edits(run: &mut Vec<Arc<dyn EditFilter>>, inner: HttpService) -> HttpService 
     run.reverse();
     let filters: Arc<[Arc<dyn EditFilter>]> = std::mem::take(run).into();
     let keep_vars = filters.iter().any(|f| f.needs_vars_on_response());
-    HttpService::new(EditChain { filters, inner, keep_vars })
+    HttpService::new(EditChain {
+        filters,
+        inner,
+        keep_vars,
+    })
 }
 
 #[derive(Clone)]
@@ -71,11 +75,23 @@ impl Service<Exchange> for EditChain {
                 for earlier in self.filters[..i].iter().rev() {
                     earlier.response(&mut response, &exchange.vars);
                 }
-                return EditFuture { state: State::Answered(Some(response)), filters: self.filters.clone(), vars: Captures::default() };
+                return EditFuture {
+                    state: State::Answered(Some(response)),
+                    filters: self.filters.clone(),
+                    vars: Captures::default(),
+                };
             }
         }
-        let vars = if self.keep_vars { exchange.vars.clone() } else { Captures::default() };
-        EditFuture { state: State::Inner(self.inner.call(exchange)), filters: self.filters.clone(), vars }
+        let vars = if self.keep_vars {
+            exchange.vars.clone()
+        } else {
+            Captures::default()
+        };
+        EditFuture {
+            state: State::Inner(self.inner.call(exchange)),
+            filters: self.filters.clone(),
+            vars,
+        }
     }
 }
 
@@ -99,7 +115,9 @@ impl Future for EditFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.state.project() {
-            StateProj::Answered(response) => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            StateProj::Answered(response) => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
             StateProj::Inner(fut) => {
                 let Ok(mut response) = std::task::ready!(fut.poll(cx));
                 for filter in this.filters.iter().rev() {

@@ -22,8 +22,21 @@ pub struct ErrorBody<'a> {
 ///
 /// Every error weir answers itself (no route, upstream failures, rejected requests) goes
 /// through here so that they all look alike.
-pub fn error_response(status: StatusCode, message: &str, path: &str, route: Option<&str>, request_id: u64) -> Response<Body> {
-    ErrorBody { status, message, path, route, request_id }.into_response()
+pub fn error_response(
+    status: StatusCode,
+    message: &str,
+    path: &str,
+    route: Option<&str>,
+    request_id: u64,
+) -> Response<Body> {
+    ErrorBody {
+        status,
+        message,
+        path,
+        route,
+        request_id,
+    }
+    .into_response()
 }
 
 impl ErrorBody<'_> {
@@ -41,7 +54,10 @@ impl ErrorBody<'_> {
         }
         let mut response = Response::new(Body::full(json.to_string()));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }

@@ -63,17 +63,31 @@ impl Exchange {
     }
 
     fn set_path_and_query(&mut self, pq: String) -> Result<(), Response<Body>> {
-        let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq))
-            .map_err(|_| self.error(StatusCode::BAD_REQUEST, "the rewritten path is not a valid URI path"))?;
+        let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| {
+            self.error(
+                StatusCode::BAD_REQUEST,
+                "the rewritten path is not a valid URI path",
+            )
+        })?;
         let mut parts = self.request.uri().clone().into_parts();
         parts.path_and_query = Some(pq);
-        *self.request.uri_mut() = Uri::from_parts(parts)
-            .map_err(|_| self.error(StatusCode::BAD_REQUEST, "the rewritten path is not a valid URI path"))?;
+        *self.request.uri_mut() = Uri::from_parts(parts).map_err(|_| {
+            self.error(
+                StatusCode::BAD_REQUEST,
+                "the rewritten path is not a valid URI path",
+            )
+        })?;
         Ok(())
     }
 
     /// A JSON error response for this request.
     pub fn error(&self, status: StatusCode, message: &str) -> Response<Body> {
-        error_response(status, message, self.path(), Some(&self.route_id), self.request_id)
+        error_response(
+            status,
+            message,
+            self.path(),
+            Some(&self.route_id),
+            self.request_id,
+        )
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::{ArgError, Args, Body, Captures, EditFilter, Exchange, Filter, FilterContext, Template};
+use crate::{
+    ArgError, Args, Body, Captures, EditFilter, Exchange, Filter, FilterContext, Template,
+};
 
 /// Request or response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +39,16 @@ pub(crate) struct HeaderOp {
 
 /// Parses a header name argument.
 pub(crate) fn header_name(arg: &str, text: &str) -> Result<HeaderName, ArgError> {
-    HeaderName::from_bytes(text.trim().as_bytes()).map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not a valid header name")))
+    HeaderName::from_bytes(text.trim().as_bytes())
+        .map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not a valid header name")))
 }
 
 /// Parses a header value template and checks its literal text can be sent.
-pub(crate) fn header_template(arg: &str, text: &str, ctx: &FilterContext<'_>) -> Result<Template, ArgError> {
+pub(crate) fn header_template(
+    arg: &str,
+    text: &str,
+    ctx: &FilterContext<'_>,
+) -> Result<Template, ArgError> {
     let template = ctx.template(arg, text)?;
     for literal in template.literals() {
         if HeaderValue::from_str(literal).is_err() {
@@ -53,13 +60,27 @@ pub(crate) fn header_template(arg: &str, text: &str, ctx: &FilterContext<'_>) ->
 
 impl HeaderOp {
     /// Builds the filter from the `name` (and, unless removing, `value`) arguments.
-    pub(crate) fn build(args: &Args, ctx: &FilterContext<'_>, side: Side, op: Op) -> Result<Filter, ArgError> {
+    pub(crate) fn build(
+        args: &Args,
+        ctx: &FilterContext<'_>,
+        side: Side,
+        op: Op,
+    ) -> Result<Filter, ArgError> {
         let name = header_name("name", args.require("name")?)?;
         let value = match op {
             Op::Remove => None,
-            _ => Some(header_template("value", args.get("value").unwrap_or(""), ctx)?),
+            _ => Some(header_template(
+                "value",
+                args.get("value").unwrap_or(""),
+                ctx,
+            )?),
         };
-        Ok(Filter::Edit(Arc::new(HeaderOp { side, op, name, value })))
+        Ok(Filter::Edit(Arc::new(HeaderOp {
+            side,
+            op,
+            name,
+            value,
+        })))
     }
 
     fn apply(&self, headers: &mut HeaderMap, vars: &Captures) -> Result<(), ()> {
@@ -75,7 +96,10 @@ impl HeaderOp {
                 headers.append(self.name.clone(), v);
             }
             (Op::AppendIfAbsent, Some(v)) => {
-                if headers.get(&self.name).is_none_or(|old| old.as_bytes().iter().all(u8::is_ascii_whitespace)) {
+                if headers
+                    .get(&self.name)
+                    .is_none_or(|old| old.as_bytes().iter().all(u8::is_ascii_whitespace))
+                {
                     headers.insert(self.name.clone(), v);
                 }
             }
@@ -90,7 +114,11 @@ impl HeaderOp {
 
 impl EditFilter for HeaderOp {
     fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
-        if self.side == Side::Request && self.apply(exchange.request.headers_mut(), &exchange.vars).is_err() {
+        if self.side == Side::Request
+            && self
+                .apply(exchange.request.headers_mut(), &exchange.vars)
+                .is_err()
+        {
             return Err(exchange.error(
                 StatusCode::BAD_REQUEST,
                 "a header value built from the request would contain characters not allowed in a header",

@@ -43,7 +43,7 @@ pub mod strip_prefix;
 
 use std::sync::Arc;
 
-pub use body::{BoxError, Body};
+pub use body::{Body, BoxError};
 pub use chain::chain;
 pub use error::{error_response, ErrorBody};
 pub use exchange::Exchange;
@@ -98,7 +98,10 @@ pub struct FilterContext<'a> {
 impl<'a> FilterContext<'a> {
     /// A context for route `route_id`, whose predicates capture `variables`.
     pub fn new(route_id: &'a str, variables: &'a [String]) -> Self {
-        Self { route_id, variables }
+        Self {
+            route_id,
+            variables,
+        }
     }
 
     /// The id of the route being built.

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use http::Response;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut, Template};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+    Template,
+};
 
 /// Builds [`PrefixPath`].
 pub struct PrefixPathFactory;
@@ -39,7 +42,11 @@ impl EditFilter for PrefixPath {
     fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
         let prefix = self.prefix.expand(&exchange.vars);
         let prefix = prefix.trim_end_matches('/');
-        let path = format!("{}{prefix}{}", if prefix.starts_with('/') { "" } else { "/" }, exchange.path());
+        let path = format!(
+            "{}{prefix}{}",
+            if prefix.starts_with('/') { "" } else { "/" },
+            exchange.path()
+        );
         exchange.set_path(&path)
     }
 }

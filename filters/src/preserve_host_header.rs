@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use http::Response;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+};
 
 /// Builds [`PreserveHostHeader`].
 pub struct PreserveHostHeaderFactory;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use http::Response;
 use weir_predicates::percent;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+};
 
 /// Builds [`RemoveRequestParameter`].
 pub struct RemoveRequestParameterFactory;
@@ -38,12 +40,19 @@ pub struct RemoveRequestParameter {
 
 impl EditFilter for RemoveRequestParameter {
     fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
-        let Some(query) = exchange.query() else { return Ok(()) };
-        let is_target = |pair: &&str| percent::decode(pair.split_once('=').map_or(*pair, |(k, _)| k)) == self.name;
+        let Some(query) = exchange.query() else {
+            return Ok(());
+        };
+        let is_target = |pair: &&str| {
+            percent::decode(pair.split_once('=').map_or(*pair, |(k, _)| k)) == self.name
+        };
         if !query.split('&').any(|p| is_target(&p)) {
             return Ok(());
         }
-        let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !is_target(p)).collect();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty() && !is_target(p))
+            .collect();
         let kept = kept.join("&");
         exchange.set_query(Some(&kept))
     }

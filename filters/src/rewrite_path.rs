@@ -13,7 +13,9 @@ use std::sync::Arc;
 use http::Response;
 use regex::Regex;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+};
 
 /// Builds [`RewritePath`].
 pub struct RewritePathFactory;
@@ -30,9 +32,12 @@ impl FilterFactory for RewritePathFactory {
     fn build(&self, args: &Args, _: &FilterContext<'_>) -> Result<Filter, ArgError> {
         let pattern = args.require("regexp")?;
         let regexp = Regex::new(pattern)
-            .map_err(|e| ArgError::for_arg("regexp", format!("invalid regular expression `{pattern}`: {e}")))?;
+            .map_err(|e| ArgError::for_arg("regexp", weir_predicates::regex_error(pattern, &e)))?;
         let replacement = args.get("replacement").unwrap_or("").to_string();
-        Ok(Filter::Edit(Arc::new(RewritePath { regexp, replacement })))
+        Ok(Filter::Edit(Arc::new(RewritePath {
+            regexp,
+            replacement,
+        })))
     }
 }
 
@@ -54,7 +59,11 @@ impl EditFilter for RewritePath {
     fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
         let rewritten = self.rewrite(exchange.path());
         if let std::borrow::Cow::Owned(path) = rewritten {
-            let path = if path.starts_with('/') { path } else { format!("/{path}") };
+            let path = if path.starts_with('/') {
+                path
+            } else {
+                format!("/{path}")
+            };
             exchange.set_path(&path)?;
         }
         Ok(())
@@ -67,7 +76,10 @@ mod tests {
 
     #[test]
     fn rewrites_with_named_groups() {
-        let f = RewritePath { regexp: Regex::new("/red/?(?<segment>.*)").unwrap(), replacement: "/${segment}".into() };
+        let f = RewritePath {
+            regexp: Regex::new("/red/?(?<segment>.*)").unwrap(),
+            replacement: "/${segment}".into(),
+        };
         assert_eq!(f.rewrite("/red/blue"), "/blue");
         assert_eq!(f.rewrite("/red"), "/");
         assert_eq!(f.rewrite("/green"), "/green");

@@ -17,7 +17,11 @@ trait Erased: Send + Sync {
 
 impl<S> Erased for S
 where
-    S: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S: Service<Exchange, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send,
 {
     fn call(&self, exchange: Exchange) -> BoxFuture {
@@ -45,7 +49,11 @@ impl HttpService {
     /// once per request.
     pub fn new<S>(service: S) -> Self
     where
-        S: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S: Service<Exchange, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         S::Future: Send,
     {
         Self(Arc::new(service))
@@ -55,14 +63,21 @@ impl HttpService {
     pub fn layered<L>(layer: &L, inner: HttpService) -> Self
     where
         L: tower::Layer<HttpService>,
-        L::Service: Service<Exchange, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        L::Service: Service<Exchange, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         <L::Service as Service<Exchange>>::Future: Send,
     {
         Self::new(layer.layer(inner))
     }
 
     /// Handles one exchange.
-    pub fn handle(&self, exchange: Exchange) -> impl Future<Output = Response<Body>> + Send + 'static {
+    pub fn handle(
+        &self,
+        exchange: Exchange,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
         self.0.call(exchange)
     }
 }

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use http::Response;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut, Template};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+    Template,
+};
 
 /// Builds [`SetPath`].
 pub struct SetPathFactory;

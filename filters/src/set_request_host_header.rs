@@ -10,7 +10,10 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::header_op::header_template;
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut, Template};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+    Template,
+};
 
 /// Builds [`SetRequestHostHeader`].
 pub struct SetRequestHostHeaderFactory;
@@ -38,8 +41,12 @@ pub struct SetRequestHostHeader {
 
 impl EditFilter for SetRequestHostHeader {
     fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
-        let value = HeaderValue::from_str(&self.host.expand(&exchange.vars))
-            .map_err(|_| exchange.error(StatusCode::BAD_REQUEST, "the Host value built from the request is not a valid header value"))?;
+        let value = HeaderValue::from_str(&self.host.expand(&exchange.vars)).map_err(|_| {
+            exchange.error(
+                StatusCode::BAD_REQUEST,
+                "the Host value built from the request is not a valid header value",
+            )
+        })?;
         exchange.request.headers_mut().insert(header::HOST, value);
         exchange.preserve_host = true;
         Ok(())

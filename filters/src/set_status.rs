@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 
-use crate::{ArgError, Args, Body, Captures, EditFilter, Filter, FilterContext, FilterFactory, Shortcut};
+use crate::{
+    ArgError, Args, Body, Captures, EditFilter, Filter, FilterContext, FilterFactory, Shortcut,
+};
 
 /// Builds [`SetStatus`].
 pub struct SetStatusFactory;
@@ -34,7 +36,8 @@ impl FilterFactory for SetStatusFactory {
 pub fn parse_status(arg: &str, text: &str) -> Result<StatusCode, ArgError> {
     let text = text.trim();
     if let Ok(code) = text.parse::<u16>() {
-        return StatusCode::from_u16(code).map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not an HTTP status code")));
+        return StatusCode::from_u16(code)
+            .map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not an HTTP status code")));
     }
     let wanted = text.to_ascii_uppercase().replace('-', "_");
     (100..600)
@@ -65,8 +68,14 @@ mod tests {
     #[test]
     fn numbers_and_names() {
         assert_eq!(parse_status("s", "401").unwrap(), StatusCode::UNAUTHORIZED);
-        assert_eq!(parse_status("s", "BAD_GATEWAY").unwrap(), StatusCode::BAD_GATEWAY);
-        assert_eq!(parse_status("s", "not_found").unwrap(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            parse_status("s", "BAD_GATEWAY").unwrap(),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            parse_status("s", "not_found").unwrap(),
+            StatusCode::NOT_FOUND
+        );
         assert!(parse_status("s", "NOPE").is_err());
         assert!(parse_status("s", "1000").is_err());
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use http::Response;
 
-use crate::{ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut};
+use crate::{
+    ArgError, Args, Body, EditFilter, Exchange, Filter, FilterContext, FilterFactory, Shortcut,
+};
 
 /// Builds [`StripPrefix`].
 pub struct StripPrefixFactory;
@@ -25,7 +27,9 @@ impl FilterFactory for StripPrefixFactory {
     }
 
     fn build(&self, args: &Args, _: &FilterContext<'_>) -> Result<Filter, ArgError> {
-        let parts = args.parse::<usize>("parts", "a whole number of segments")?.unwrap_or(1);
+        let parts = args
+            .parse::<usize>("parts", "a whole number of segments")?
+            .unwrap_or(1);
         Ok(Filter::Edit(Arc::new(StripPrefix { parts })))
     }
 }
@@ -39,7 +43,11 @@ pub struct StripPrefix {
 impl StripPrefix {
     /// `path` without its first segments.
     pub fn strip(&self, path: &str) -> String {
-        let rest: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(self.parts).collect();
+        let rest: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .skip(self.parts)
+            .collect();
         let mut out = String::with_capacity(path.len());
         for seg in &rest {
             out.push('/');

@@ -36,7 +36,9 @@ impl Template {
                 } else {
                     format!("this route's predicates capture: {}", known.join(", "))
                 };
-                return Err(format!("`{{{name}}}` is not a captured variable; {available}"));
+                return Err(format!(
+                    "`{{{name}}}` is not a captured variable; {available}"
+                ));
             }
             parts.push(Part::Var(name.to_string()));
             rest = &rest[close + 1..];
@@ -44,7 +46,10 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_string()));
         }
-        Ok(Self { text: text.to_string(), parts })
+        Ok(Self {
+            text: text.to_string(),
+            parts,
+        })
     }
 
     /// The template as written.
@@ -93,7 +98,10 @@ mod tests {
         let mut vars = Captures::default();
         vars.insert(&Arc::from("segment"), "abc");
         assert_eq!(t.expand(&vars), "/x/abc/y");
-        assert!(matches!(Template::parse("plain", &known).unwrap().expand(&vars), Cow::Borrowed("plain")));
+        assert!(matches!(
+            Template::parse("plain", &known).unwrap().expand(&vars),
+            Cow::Borrowed("plain")
+        ));
         let e = Template::parse("{nope}", &known).unwrap_err();
         assert!(e.contains("capture: segment"), "{e}");
         assert!(Template::parse("{open", &known).is_err());

@@ -8,7 +8,9 @@
 use std::time::SystemTime;
 
 use crate::datetime::parse_datetime;
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`AfterPredicate`].
 pub struct AfterFactory;

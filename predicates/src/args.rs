@@ -60,7 +60,11 @@ pub struct Args {
 fn canonical(name: &str) -> String {
     let mut name = name.trim();
     if let Some(open) = name.rfind('[') {
-        if name.ends_with(']') && name[open + 1..name.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        if name.ends_with(']')
+            && name[open + 1..name.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
             name = &name[..open];
         }
     }
@@ -70,7 +74,10 @@ fn canonical(name: &str) -> String {
             name = &name[..dot];
         }
     }
-    name.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn is_flag(value: &str) -> bool {
@@ -83,7 +90,12 @@ impl Args {
             factory: factory.to_string(),
             entries: entries
                 .into_iter()
-                .map(|(name, value)| Entry { key: canonical(&name), name, value, used: Cell::new(false) })
+                .map(|(name, value)| Entry {
+                    key: canonical(&name),
+                    name,
+                    value,
+                    used: Cell::new(false),
+                })
                 .collect(),
             known: RefCell::new(shortcut.names().into_iter().map(str::to_string).collect()),
         }
@@ -91,7 +103,11 @@ impl Args {
 
     /// Arguments written in shortcut form: `values` are the comma-separated values after `=`,
     /// already trimmed, with empty ones dropped.
-    pub fn shortcut(factory: &str, shortcut: Shortcut, values: Vec<String>) -> Result<Self, ArgError> {
+    pub fn shortcut(
+        factory: &str,
+        shortcut: Shortcut,
+        values: Vec<String>,
+    ) -> Result<Self, ArgError> {
         let entries = match shortcut {
             Shortcut::Fields(names) => {
                 if values.len() > names.len() {
@@ -99,21 +115,32 @@ impl Args {
                         "`{factory}` takes at most {} argument{} ({}), but {} were given: {}",
                         names.len(),
                         if names.len() == 1 { "" } else { "s" },
-                        if names.is_empty() { "none".to_string() } else { names.join(", ") },
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        },
                         values.len(),
                         values.join(", ")
                     )));
                 }
-                names.iter().zip(values).map(|(n, v)| (n.to_string(), v)).collect()
+                names
+                    .iter()
+                    .zip(values)
+                    .map(|(n, v)| (n.to_string(), v))
+                    .collect()
             }
-            Shortcut::GatherList(list) => values.into_iter().map(|v| (list.to_string(), v)).collect(),
+            Shortcut::GatherList(list) => {
+                values.into_iter().map(|v| (list.to_string(), v)).collect()
+            }
             Shortcut::GatherListTailFlag(list, flag) => {
                 let mut values = values;
                 let tail = match values.last() {
                     Some(last) if is_flag(last) && values.len() > 1 => values.pop(),
                     _ => None,
                 };
-                let mut entries: Vec<_> = values.into_iter().map(|v| (list.to_string(), v)).collect();
+                let mut entries: Vec<_> =
+                    values.into_iter().map(|v| (list.to_string(), v)).collect();
                 entries.extend(tail.map(|t| (flag.to_string(), t)));
                 entries
             }
@@ -126,7 +153,10 @@ impl Args {
     pub fn expanded(factory: &str, shortcut: Shortcut, pairs: Vec<(String, String)>) -> Self {
         let entries = match shortcut {
             Shortcut::Fields(_) => pairs,
-            Shortcut::GatherList(list) => pairs.into_iter().map(|(_, v)| (list.to_string(), v)).collect(),
+            Shortcut::GatherList(list) => pairs
+                .into_iter()
+                .map(|(_, v)| (list.to_string(), v))
+                .collect(),
             Shortcut::GatherListTailFlag(list, flag) => {
                 let flag_key = canonical(flag);
                 pairs
@@ -160,7 +190,10 @@ impl Args {
 
     fn matching<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Entry> + 'a {
         let key = self.note(name);
-        self.entries.iter().filter(move |e| e.key == key).inspect(|e| e.used.set(true))
+        self.entries
+            .iter()
+            .filter(move |e| e.key == key)
+            .inspect(|e| e.used.set(true))
     }
 
     /// The value of a single-valued argument, if given (the last one if given twice).
@@ -174,7 +207,11 @@ impl Args {
             Some(v) if !v.trim().is_empty() => Ok(v),
             _ => Err(ArgError::for_arg(
                 name,
-                format!("is required; `{}` takes: {}", self.factory, self.known.borrow().join(", ")),
+                format!(
+                    "is required; `{}` takes: {}",
+                    self.factory,
+                    self.known.borrow().join(", ")
+                ),
             )),
         }
     }
@@ -191,11 +228,11 @@ impl Args {
     pub fn parse<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>, ArgError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ArgError::for_arg(name, format!("expected {expected}, found `{v}`"))),
+            Some(v) => {
+                v.trim().parse().map(Some).map_err(|_| {
+                    ArgError::for_arg(name, format!("expected {expected}, found `{v}`"))
+                })
+            }
         }
     }
 
@@ -205,7 +242,10 @@ impl Args {
             None => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(ArgError::for_arg(name, format!("expected `true` or `false`, found `{v}`"))),
+            Some(v) => Err(ArgError::for_arg(
+                name,
+                format!("expected `true` or `false`, found `{v}`"),
+            )),
         }
     }
 
@@ -213,7 +253,9 @@ impl Args {
     pub fn duration(&self, name: &str) -> Result<Option<Duration>, ArgError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => parse_duration(v).map(Some).map_err(|e| ArgError::for_arg(name, e)),
+            Some(v) => parse_duration(v)
+                .map(Some)
+                .map_err(|e| ArgError::for_arg(name, e)),
         }
     }
 
@@ -232,7 +274,11 @@ impl Args {
                     format!(
                         "`{}` has no such argument; {hint}it takes: {}",
                         self.factory,
-                        if known.is_empty() { "no arguments".to_string() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "no arguments".to_string()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 ))
             }
@@ -250,12 +296,18 @@ impl Args {
                 continue;
             }
             seen.push(&entry.key);
-            let values: Vec<&str> =
-                self.entries.iter().filter(|e| e.key == entry.key).map(|e| e.value.as_str()).collect();
+            let values: Vec<&str> = self
+                .entries
+                .iter()
+                .filter(|e| e.key == entry.key)
+                .map(|e| e.value.as_str())
+                .collect();
             if !out.is_empty() {
                 out.push_str(", ");
             }
-            let secret = ["password", "secret", "token", "credential"].iter().any(|s| entry.key.contains(s));
+            let secret = ["password", "secret", "token", "credential"]
+                .iter()
+                .any(|s| entry.key.contains(s));
             let _ = match (secret, values.as_slice()) {
                 (true, _) => write!(out, "{}=******", entry.name),
                 (false, [one]) => write!(out, "{}={one}", entry.name),
@@ -267,7 +319,7 @@ impl Args {
 }
 
 /// The candidate closest to `name` by edit distance, if one is close enough to be a typo.
-pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_lowercase();
     candidates
         .map(|c| (levenshtein(&lower, &c.to_lowercase()), c))
@@ -277,13 +329,15 @@ pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>)
 }
 
 /// Edit distance between two strings, by characters.
-pub fn levenshtein(a: &str, b: &str) -> usize {
+fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -294,20 +348,25 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 /// here; callers that accept bare milliseconds (SCG's `metadata` timeouts) handle that first.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
-    let expected = || format!("expected a duration such as `250ms`, `10s` or `1h30m`, found `{text}`");
+    let expected =
+        || format!("expected a duration such as `250ms`, `10s` or `1h30m`, found `{text}`");
     if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(expected());
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(expected)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(expected)?;
         if digits == 0 {
             return Err(expected());
         }
         let number: f64 = rest[..digits].parse().map_err(|_| expected())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -334,7 +393,12 @@ mod tests {
 
     #[test]
     fn shortcut_fields_map_in_order() {
-        let a = Args::shortcut("Header", Shortcut::Fields(&["header", "regexp"]), s(&["X-Id", "\\d+"])).unwrap();
+        let a = Args::shortcut(
+            "Header",
+            Shortcut::Fields(&["header", "regexp"]),
+            s(&["X-Id", "\\d+"]),
+        )
+        .unwrap();
         assert_eq!(a.get("header"), Some("X-Id"));
         assert_eq!(a.get("regexp"), Some("\\d+"));
         a.finish().unwrap();
@@ -342,8 +406,16 @@ mod tests {
 
     #[test]
     fn too_many_positional_values_list_the_arguments() {
-        let e = Args::shortcut("Header", Shortcut::Fields(&["header", "regexp"]), s(&["a", "b", "c"])).unwrap_err();
-        assert!(e.message.contains("at most 2 arguments (header, regexp)"), "{e}");
+        let e = Args::shortcut(
+            "Header",
+            Shortcut::Fields(&["header", "regexp"]),
+            s(&["a", "b", "c"]),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("at most 2 arguments (header, regexp)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -355,7 +427,10 @@ mod tests {
         let a = Args::expanded(
             "Path",
             sc,
-            vec![("match-trailing-slash".into(), "false".into()), ("patterns[0]".into(), "/a".into())],
+            vec![
+                ("match-trailing-slash".into(), "false".into()),
+                ("patterns[0]".into(), "/a".into()),
+            ],
         );
         assert_eq!(a.list("patterns"), vec!["/a"]);
         assert!(!a.flag("matchTrailingSlash", true).unwrap());
@@ -366,7 +441,10 @@ mod tests {
         let a = Args::expanded(
             "CircuitBreaker",
             Shortcut::Fields(&["name", "fallbackUri"]),
-            vec![("fallback-uri".into(), "forward:/x".into()), ("fallbak".into(), "y".into())],
+            vec![
+                ("fallback-uri".into(), "forward:/x".into()),
+                ("fallbak".into(), "y".into()),
+            ],
         );
         assert_eq!(a.get("fallbackUri"), Some("forward:/x"));
         let e = a.finish().unwrap_err();
@@ -379,7 +457,10 @@ mod tests {
         let a = Args::expanded(
             "BasicAuth",
             Shortcut::Fields(&[]),
-            vec![("user".into(), "admin".into()), ("password".into(), "hunter2".into())],
+            vec![
+                ("user".into(), "admin".into()),
+                ("password".into(), "hunter2".into()),
+            ],
         );
         assert_eq!(a.display(), "user=admin, password=******");
     }

@@ -7,7 +7,9 @@
 use std::time::SystemTime;
 
 use crate::datetime::parse_datetime;
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`BetweenPredicate`].
 pub struct BetweenFactory;
@@ -25,7 +27,10 @@ impl PredicateFactory for BetweenFactory {
         let start = parse_datetime("datetime1", args.require("datetime1")?)?;
         let end = parse_datetime("datetime2", args.require("datetime2")?)?;
         if start >= end {
-            return Err(ArgError::for_arg("datetime2", "must be later than datetime1"));
+            return Err(ArgError::for_arg(
+                "datetime2",
+                "must be later than datetime1",
+            ));
         }
         Ok(Box::new(BetweenPredicate { start, end }))
     }

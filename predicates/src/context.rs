@@ -21,7 +21,7 @@ impl<'a> BuildContext<'a> {
     /// Joins the route to weight group `group` with `weight`; returns the group and the
     /// route's position in it.
     pub fn join_weight_group(&mut self, group: &str, weight: u32) -> (Arc<WeightGroup>, usize) {
-        self.weights.join(group, self.route_id, weight)
+        self.weights.join(group, weight)
     }
 }
 
@@ -60,11 +60,11 @@ impl WeightGroup {
 /// The weight groups of one config being compiled.
 #[derive(Debug, Default)]
 pub struct WeightGroups {
-    groups: HashMap<String, (Arc<WeightGroup>, Vec<(String, u32)>)>,
+    groups: HashMap<String, (Arc<WeightGroup>, Vec<u32>)>,
 }
 
 impl WeightGroups {
-    fn join(&mut self, group: &str, route_id: &str, weight: u32) -> (Arc<WeightGroup>, usize) {
+    fn join(&mut self, group: &str, weight: u32) -> (Arc<WeightGroup>, usize) {
         let salt = self.groups.len() as u64 + 1;
         let (handle, members) = self.groups.entry(group.to_string()).or_insert_with(|| {
             let handle = WeightGroup {
@@ -74,7 +74,7 @@ impl WeightGroups {
             };
             (Arc::new(handle), Vec::new())
         });
-        members.push((route_id.to_string(), weight));
+        members.push(weight);
         (handle.clone(), members.len() - 1)
     }
 
@@ -84,7 +84,7 @@ impl WeightGroups {
             let mut sum = 0u64;
             let cumulative = members
                 .iter()
-                .map(|(_, w)| {
+                .map(|w| {
                     sum += u64::from(*w);
                     sum
                 })
@@ -101,8 +101,8 @@ mod tests {
     #[test]
     fn picks_in_proportion_to_weights() {
         let mut groups = WeightGroups::default();
-        let (g, a) = groups.join("g", "a", 8);
-        let (_, b) = groups.join("g", "b", 2);
+        let (g, a) = groups.join("g", 8);
+        let (_, b) = groups.join("g", 2);
         groups.finish();
         let mut counts = [0usize; 2];
         for seed in 0..100_000u64 {
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn all_zero_weights_pick_nothing() {
         let mut groups = WeightGroups::default();
-        let (g, _) = groups.join("g", "a", 0);
+        let (g, _) = groups.join("g", 0);
         groups.finish();
         assert_eq!(g.pick(7), None);
     }

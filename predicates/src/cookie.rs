@@ -6,7 +6,10 @@
 
 use regex::Regex;
 
-use crate::{full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
+    RequestView, Shortcut,
+};
 
 /// Builds [`CookiePredicate`].
 pub struct CookieFactory;
@@ -23,7 +26,10 @@ impl PredicateFactory for CookieFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let name = args.require("name")?.trim().to_string();
         let re = args.require("regexp")?;
-        let regexp = full_match_regex(re.trim()).map_err(|e| ArgError { arg: Some("regexp".into()), ..e })?;
+        let regexp = full_match_regex(re.trim()).map_err(|e| ArgError {
+            arg: Some("regexp".into()),
+            ..e
+        })?;
         Ok(Box::new(CookiePredicate { name, regexp }))
     }
 }

@@ -11,7 +11,11 @@ pub fn parse_datetime(arg: &str, text: &str) -> Result<SystemTime, ArgError> {
     let t = text.trim();
     if let Ok(millis) = t.parse::<i64>() {
         let d = Duration::from_millis(millis.unsigned_abs());
-        return Ok(if millis >= 0 { UNIX_EPOCH + d } else { UNIX_EPOCH - d });
+        return Ok(if millis >= 0 {
+            UNIX_EPOCH + d
+        } else {
+            UNIX_EPOCH - d
+        });
     }
     let without_zone = match t.find('[') {
         Some(i) if t.ends_with(']') => &t[..i],

@@ -13,12 +13,18 @@ pub struct ArgError {
 impl ArgError {
     /// An error about the arguments as a whole.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { arg: None, message: message.into() }
+        Self {
+            arg: None,
+            message: message.into(),
+        }
     }
 
     /// An error about one named argument.
     pub fn for_arg(arg: &str, message: impl Into<String>) -> Self {
-        Self { arg: Some(arg.to_string()), message: message.into() }
+        Self {
+            arg: Some(arg.to_string()),
+            message: message.into(),
+        }
     }
 }
 

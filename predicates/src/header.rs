@@ -10,7 +10,10 @@
 use http::HeaderName;
 use regex::Regex;
 
-use crate::{full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
+    RequestView, Shortcut,
+};
 
 /// Builds [`HeaderPredicate`].
 pub struct HeaderFactory;
@@ -26,10 +29,14 @@ impl PredicateFactory for HeaderFactory {
 
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let name = args.require("header")?;
-        let header = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| ArgError::for_arg("header", format!("`{name}` is not a valid header name")))?;
+        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            ArgError::for_arg("header", format!("`{name}` is not a valid header name"))
+        })?;
         let regexp = match args.get("regexp").map(str::trim) {
-            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError { arg: Some("regexp".into()), ..e })?),
+            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError {
+                arg: Some("regexp".into()),
+                ..e
+            })?),
             _ => None,
         };
         Ok(Box::new(HeaderPredicate { header, regexp }))

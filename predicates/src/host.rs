@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`HostPredicate`].
 pub struct HostFactory;
@@ -29,9 +31,15 @@ impl PredicateFactory for HostFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let patterns = args.list("patterns");
         if patterns.is_empty() {
-            return Err(ArgError::for_arg("patterns", "at least one host pattern is required, e.g. `Host=**.example.org`"));
+            return Err(ArgError::for_arg(
+                "patterns",
+                "at least one host pattern is required, e.g. `Host=**.example.org`",
+            ));
         }
-        let patterns = patterns.into_iter().map(HostPattern::parse).collect::<Result<_, _>>()?;
+        let patterns = patterns
+            .into_iter()
+            .map(HostPattern::parse)
+            .collect::<Result<_, _>>()?;
         Ok(Box::new(HostPredicate { patterns }))
     }
 }
@@ -44,12 +52,17 @@ pub struct HostPredicate {
 
 impl Predicate for HostPredicate {
     fn test(&self, request: &RequestView<'_>, captures: &mut Captures) -> bool {
-        let Some(host) = request.host else { return false };
+        let Some(host) = request.host else {
+            return false;
+        };
         self.patterns.iter().any(|p| p.matches(host, captures))
     }
 
     fn variables(&self) -> Vec<String> {
-        self.patterns.iter().flat_map(|p| p.names.iter().map(|(n, _)| n.to_string())).collect()
+        self.patterns
+            .iter()
+            .flat_map(|p| p.names.iter().map(|(n, _)| n.to_string()))
+            .collect()
     }
 }
 
@@ -64,7 +77,12 @@ pub struct HostPattern {
 impl HostPattern {
     /// Compiles `pattern`.
     pub fn parse(pattern: &str) -> Result<Self, ArgError> {
-        let bad = |why: &str| ArgError::for_arg("patterns", format!("invalid host pattern `{pattern}`: {why}"));
+        let bad = |why: &str| {
+            ArgError::for_arg(
+                "patterns",
+                format!("invalid host pattern `{pattern}`: {why}"),
+            )
+        };
         let with_port = pattern.contains(':') && !pattern.contains('{');
         let labels: Vec<&str> = pattern.split('.').collect();
         let mut re = String::from("(?i)^");
@@ -72,12 +90,20 @@ impl HostPattern {
         for (i, label) in labels.iter().enumerate() {
             let last = i + 1 == labels.len();
             if *label == "**" {
-                re.push_str(if last { r"(?:\.[^.]+)*" } else { r"(?:[^.]+\.)*" });
+                re.push_str(if last {
+                    r"(?:\.[^.]+)*"
+                } else {
+                    r"(?:[^.]+\.)*"
+                });
                 continue;
             }
             if let Some(name) = label.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
                 let (name, var_re) = name.split_once(':').unwrap_or((name, "[^.]+"));
-                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                {
                     return Err(bad("a variable needs a name, as in `{sub}.example.org`"));
                 }
                 vars.push(Arc::<str>::from(name));
@@ -90,7 +116,11 @@ impl HostPattern {
                     match c {
                         '*' => re.push_str("[^.]*"),
                         '?' => re.push_str("[^.]"),
-                        '{' | '}' => return Err(bad("a variable must be a whole label, as in `{sub}.example.org`")),
+                        '{' | '}' => {
+                            return Err(bad(
+                                "a variable must be a whole label, as in `{sub}.example.org`",
+                            ))
+                        }
                         c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
                     }
                 }
@@ -101,22 +131,33 @@ impl HostPattern {
             }
         }
         re.push('$');
-        let regex = Regex::new(&re).map_err(|e| bad(&e.to_string()))?;
+        let regex = Regex::new(&re).map_err(|e| bad(&crate::regex_error(&re, &e)))?;
         let names = vars
             .into_iter()
             .enumerate()
             .map(|(i, name)| {
                 let wanted = format!("v{i}");
-                let group = regex.capture_names().position(|n| n == Some(wanted.as_str())).unwrap_or(0);
+                let group = regex
+                    .capture_names()
+                    .position(|n| n == Some(wanted.as_str()))
+                    .unwrap_or(0);
                 (name, group)
             })
             .collect();
-        Ok(Self { regex, names, with_port })
+        Ok(Self {
+            regex,
+            names,
+            with_port,
+        })
     }
 
     /// Whether `host` (possibly with `:port`) matches; captures variables on a match.
     pub fn matches(&self, host: &str, captures: &mut Captures) -> bool {
-        let host = if self.with_port { host } else { strip_port(host) };
+        let host = if self.with_port {
+            host
+        } else {
+            strip_port(host)
+        };
         if self.names.is_empty() {
             return self.regex.is_match(host);
         }
@@ -135,7 +176,11 @@ impl HostPattern {
 /// `host` without a trailing `:port` (IPv6 literals keep their brackets).
 pub fn strip_port(host: &str) -> &str {
     match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
+        Some(i)
+            if !host[i..].contains(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            &host[..i]
+        }
         _ => host,
     }
 }
@@ -145,7 +190,9 @@ mod tests {
     use super::*;
 
     fn m(p: &str, h: &str) -> bool {
-        HostPattern::parse(p).unwrap().matches(h, &mut Captures::default())
+        HostPattern::parse(p)
+            .unwrap()
+            .matches(h, &mut Captures::default())
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! [`remote_addr`], and so on.
 
 mod args;
-mod datetime;
 mod context;
+mod datetime;
 mod error;
 pub mod percent;
 mod request;
@@ -31,7 +31,7 @@ pub mod query;
 pub mod remote_addr;
 pub mod weight;
 
-pub use args::{parse_duration, Args, Shortcut};
+pub use args::{closest, parse_duration, Args, Shortcut};
 pub use context::{BuildContext, WeightGroup, WeightGroups};
 pub use error::ArgError;
 pub use request::{Captures, RequestView};
@@ -64,7 +64,11 @@ pub trait PredicateFactory: Send + Sync + 'static {
     ///
     /// Read arguments with the [`Args`] getters; an argument that is given but never read is
     /// reported to the user as unknown.
-    fn build(&self, args: &Args, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError>;
+    fn build(
+        &self,
+        args: &Args,
+        ctx: &mut BuildContext<'_>,
+    ) -> Result<Box<dyn Predicate>, ArgError>;
 }
 
 /// The built-in predicate factories, in the order `weir check` lists them.
@@ -88,5 +92,18 @@ pub fn builtins() -> Vec<Box<dyn PredicateFactory>> {
 /// Compiles `pattern` so that it must match a whole value, as Java's `String.matches` does.
 pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, ArgError> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| ArgError::new(format!("invalid regular expression `{pattern}`: {e}")))
+        .map_err(|e| ArgError::new(regex_error(pattern, &e)))
+}
+
+/// A one-line message for a regex that does not compile.
+pub fn regex_error(pattern: &str, error: &regex::Error) -> String {
+    let text = error.to_string();
+    let reason = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+    format!("invalid regular expression `{pattern}`: {reason}")
 }

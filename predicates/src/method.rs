@@ -7,7 +7,9 @@
 
 use http::Method;
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`MethodPredicate`].
 pub struct MethodFactory;
@@ -26,12 +28,16 @@ impl PredicateFactory for MethodFactory {
             .list("methods")
             .into_iter()
             .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| ArgError::for_arg("methods", format!("`{m}` is not an HTTP method")))
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ArgError::for_arg("methods", format!("`{m}` is not an HTTP method"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if methods.is_empty() {
-            return Err(ArgError::for_arg("methods", "at least one method is required, e.g. `Method=GET,POST`"));
+            return Err(ArgError::for_arg(
+                "methods",
+                "at least one method is required, e.g. `Method=GET,POST`",
+            ));
         }
         Ok(Box::new(MethodPredicate { methods }))
     }

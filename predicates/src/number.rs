@@ -9,7 +9,9 @@
 //! This file uses nothing but the public API of `weir_predicates`, exactly as a predicate in
 //! your own crate would: a factory (name, shortcut, build) and the predicate it builds.
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`NumberPredicate`].
 pub struct NumberFactory;
@@ -29,10 +31,16 @@ impl PredicateFactory for NumberFactory {
         let values = args
             .list("values")
             .into_iter()
-            .map(|v| v.parse::<i64>().map_err(|_| ArgError::for_arg("values", format!("`{v}` is not an integer"))))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ArgError::for_arg("values", format!("`{v}` is not an integer")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if values.is_empty() {
-            return Err(ArgError::for_arg("values", "at least one integer is required, e.g. `Number=1`"));
+            return Err(ArgError::for_arg(
+                "values",
+                "at least one integer is required, e.g. `Number=1`",
+            ));
         }
         Ok(Box::new(NumberPredicate { values }))
     }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`PathPredicate`].
 pub struct PathFactory;
@@ -31,14 +33,20 @@ impl PredicateFactory for PathFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let patterns = args.list("patterns");
         if patterns.is_empty() {
-            return Err(ArgError::for_arg("patterns", "at least one path pattern is required, e.g. `Path=/api/**`"));
+            return Err(ArgError::for_arg(
+                "patterns",
+                "at least one path pattern is required, e.g. `Path=/api/**`",
+            ));
         }
         let match_trailing_slash = args.flag("matchTrailingSlash", true)?;
         let patterns = patterns
             .into_iter()
             .map(PathPattern::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Box::new(PathPredicate { patterns, match_trailing_slash }))
+        Ok(Box::new(PathPredicate {
+            patterns,
+            match_trailing_slash,
+        }))
     }
 }
 
@@ -58,7 +66,9 @@ impl PathPredicate {
 
 impl Predicate for PathPredicate {
     fn test(&self, request: &RequestView<'_>, captures: &mut Captures) -> bool {
-        self.patterns.iter().any(|p| p.matches(request.path, self.match_trailing_slash, captures))
+        self.patterns
+            .iter()
+            .any(|p| p.matches(request.path, self.match_trailing_slash, captures))
     }
 
     fn variables(&self) -> Vec<String> {
@@ -97,7 +107,10 @@ pub struct PathPattern {
 }
 
 fn bad(pattern: &str, why: impl std::fmt::Display) -> ArgError {
-    ArgError::for_arg("patterns", format!("invalid path pattern `{pattern}`: {why}"))
+    ArgError::for_arg(
+        "patterns",
+        format!("invalid path pattern `{pattern}`: {why}"),
+    )
 }
 
 /// Splits a segment like `file.{ext:[a-z]+}` into text and `{...}` parts, respecting nested
@@ -141,20 +154,30 @@ fn brace_parts<'a>(pattern: &str, segment: &'a str) -> Result<Vec<(bool, &'a str
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 impl PathPattern {
     /// Compiles `pattern`. A pattern without a leading `/` gets one.
     pub fn parse(pattern: &str) -> Result<Self, ArgError> {
-        let source = if pattern.starts_with('/') { pattern.to_string() } else { format!("/{pattern}") };
+        let source = if pattern.starts_with('/') {
+            pattern.to_string()
+        } else {
+            format!("/{pattern}")
+        };
         let raw: Vec<&str> = source[1..].split('/').collect();
         let mut segments = Vec::with_capacity(raw.len());
         let mut tail = Tail::End;
         let mut names: Vec<String> = Vec::new();
         let mut add_name = |name: &str| -> Result<Arc<str>, ArgError> {
             if !valid_name(name) {
-                return Err(bad(pattern, format!("`{{{name}}}` is not a valid variable name")));
+                return Err(bad(
+                    pattern,
+                    format!("`{{{name}}}` is not a valid variable name"),
+                ));
             }
             if names.iter().any(|n| n == name) {
                 return Err(bad(pattern, format!("variable `{{{name}}}` appears twice")));
@@ -166,13 +189,23 @@ impl PathPattern {
             let last = i + 1 == raw.len();
             if *seg == "**" || (seg.starts_with("{*") && seg.ends_with('}')) {
                 if !last {
-                    return Err(bad(pattern, format!("`{seg}` is only allowed as the last segment")));
+                    return Err(bad(
+                        pattern,
+                        format!("`{seg}` is only allowed as the last segment"),
+                    ));
                 }
-                tail = if *seg == "**" { Tail::AnySegments } else { Tail::Capture(add_name(&seg[2..seg.len() - 1])?) };
+                tail = if *seg == "**" {
+                    Tail::AnySegments
+                } else {
+                    Tail::Capture(add_name(&seg[2..seg.len() - 1])?)
+                };
                 break;
             }
             if seg.contains("**") {
-                return Err(bad(pattern, "`**` must be a whole segment, as in `/api/**`"));
+                return Err(bad(
+                    pattern,
+                    "`**` must be a whole segment, as in `/api/**`",
+                ));
             }
             if *seg == "*" {
                 segments.push(Segment::Any);
@@ -207,15 +240,26 @@ impl PathPattern {
                 }
             }
             re.push('$');
-            let regex = Regex::new(&re).map_err(|e| bad(pattern, e))?;
+            let regex = Regex::new(&re).map_err(|e| bad(pattern, crate::regex_error(&re, &e)))?;
             let group = |i: usize| {
                 let wanted = format!("v{i}");
-                regex.capture_names().position(|n| n == Some(wanted.as_str())).unwrap_or(0)
+                regex
+                    .capture_names()
+                    .position(|n| n == Some(wanted.as_str()))
+                    .unwrap_or(0)
             };
-            let vars = vars.into_iter().enumerate().map(|(i, name)| (name, group(i))).collect();
+            let vars = vars
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| (name, group(i)))
+                .collect();
             segments.push(Segment::Regex(regex, vars));
         }
-        Ok(Self { source, segments, tail })
+        Ok(Self {
+            source,
+            segments,
+            tail,
+        })
     }
 
     /// The pattern as written (with a leading `/`).
@@ -269,9 +313,16 @@ impl PathPattern {
     }
 
     fn match_inner(&self, path: &str, match_trailing_slash: bool, captures: &mut Captures) -> bool {
-        let Some(mut path) = path.strip_prefix('/') else { return false };
-        let pattern_has_trailing_slash = matches!(self.segments.last(), Some(Segment::Literal(l)) if l.is_empty());
-        if match_trailing_slash && self.tail == Tail::End && !pattern_has_trailing_slash && path.ends_with('/') {
+        let Some(mut path) = path.strip_prefix('/') else {
+            return false;
+        };
+        let pattern_has_trailing_slash =
+            matches!(self.segments.last(), Some(Segment::Literal(l)) if l.is_empty());
+        if match_trailing_slash
+            && self.tail == Tail::End
+            && !pattern_has_trailing_slash
+            && path.ends_with('/')
+        {
             path = &path[..path.len() - 1];
         }
         let mut rest = Some(path);
@@ -330,7 +381,8 @@ mod tests {
     fn m(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         let p = PathPattern::parse(pattern).unwrap();
         let mut c = Captures::default();
-        p.matches(path, true, &mut c).then(|| c.iter().map(|(a, b)| (a.into(), b.into())).collect())
+        p.matches(path, true, &mut c)
+            .then(|| c.iter().map(|(a, b)| (a.into(), b.into())).collect())
     }
 
     #[test]
@@ -358,14 +410,26 @@ mod tests {
 
     #[test]
     fn variables() {
-        assert_eq!(m("/red/{segment}", "/red/blue"), Some(vec![("segment".into(), "blue".into())]));
+        assert_eq!(
+            m("/red/{segment}", "/red/blue"),
+            Some(vec![("segment".into(), "blue".into())])
+        );
         assert!(m("/red/{segment}", "/red/").is_none());
         assert!(m("/red/{segment}", "/red/a/b").is_none());
-        assert_eq!(m("/u/{id:\\d+}", "/u/42"), Some(vec![("id".into(), "42".into())]));
+        assert_eq!(
+            m("/u/{id:\\d+}", "/u/42"),
+            Some(vec![("id".into(), "42".into())])
+        );
         assert!(m("/u/{id:\\d+}", "/u/4x").is_none());
         assert_eq!(m("/f/{name}.{ext}", "/f/a.txt").unwrap().len(), 2);
-        assert_eq!(m("/files/{*rest}", "/files/a/b"), Some(vec![("rest".into(), "/a/b".into())]));
-        assert_eq!(m("/files/{*rest}", "/files"), Some(vec![("rest".into(), "".into())]));
+        assert_eq!(
+            m("/files/{*rest}", "/files/a/b"),
+            Some(vec![("rest".into(), "/a/b".into())])
+        );
+        assert_eq!(
+            m("/files/{*rest}", "/files"),
+            Some(vec![("rest".into(), "".into())])
+        );
         assert!(PathPattern::parse("/{a}/{a}").is_err());
         assert!(PathPattern::parse("/{a").is_err());
         assert!(PathPattern::parse("/{x:(}").is_err());
@@ -391,7 +455,12 @@ mod tests {
 
     #[test]
     fn literal_prefix() {
-        assert_eq!(PathPattern::parse("/api/v1/{id}/**").unwrap().literal_prefix(), "/api/v1");
+        assert_eq!(
+            PathPattern::parse("/api/v1/{id}/**")
+                .unwrap()
+                .literal_prefix(),
+            "/api/v1"
+        );
         assert_eq!(PathPattern::parse("/**").unwrap().literal_prefix(), "");
     }
 }

@@ -8,7 +8,10 @@
 
 use regex::Regex;
 
-use crate::{full_match_regex, percent, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    full_match_regex, percent, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
+    RequestView, Shortcut,
+};
 
 /// Builds [`QueryPredicate`].
 pub struct QueryFactory;
@@ -25,7 +28,10 @@ impl PredicateFactory for QueryFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let param = args.require("param")?.trim().to_string();
         let regexp = match args.get("regexp").map(str::trim) {
-            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError { arg: Some("regexp".into()), ..e })?),
+            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError {
+                arg: Some("regexp".into()),
+                ..e
+            })?),
             _ => None,
         };
         Ok(Box::new(QueryPredicate { param, regexp }))
@@ -41,7 +47,10 @@ pub struct QueryPredicate {
 
 impl Predicate for QueryPredicate {
     fn test(&self, request: &RequestView<'_>, _: &mut Captures) -> bool {
-        let mut values = request.query_pairs().filter(|(k, _)| percent::decode(k) == self.param).map(|(_, v)| v);
+        let mut values = request
+            .query_pairs()
+            .filter(|(k, _)| percent::decode(k) == self.param)
+            .map(|(_, v)| v);
         match &self.regexp {
             None => values.next().is_some(),
             Some(re) => values.any(|v| re.is_match(&percent::decode(v))),

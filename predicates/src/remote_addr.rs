@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+};
 
 /// Builds [`RemoteAddrPredicate`].
 pub struct RemoteAddrFactory;
@@ -26,7 +28,10 @@ impl PredicateFactory for RemoteAddrFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let sources = args.list("sources");
         if sources.is_empty() {
-            return Err(ArgError::for_arg("sources", "at least one address or range is required, e.g. `RemoteAddr=10.0.0.0/8`"));
+            return Err(ArgError::for_arg(
+                "sources",
+                "at least one address or range is required, e.g. `RemoteAddr=10.0.0.0/8`",
+            ));
         }
         let nets = sources
             .into_iter()

@@ -56,7 +56,10 @@ impl Captures {
 
     /// The value of a captured variable.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.iter().find(|(n, _)| &**n == name).map(|(_, v)| v.as_str())
+        self.vars
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All variables in capture order.

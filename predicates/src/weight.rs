@@ -17,7 +17,10 @@
 
 use std::sync::Arc;
 
-use crate::{ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut, WeightGroup};
+use crate::{
+    ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory, RequestView, Shortcut,
+    WeightGroup,
+};
 
 /// Builds [`WeightPredicate`].
 pub struct WeightFactory;
@@ -31,7 +34,11 @@ impl PredicateFactory for WeightFactory {
         Shortcut::Fields(&["group", "weight"])
     }
 
-    fn build(&self, args: &Args, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
+    fn build(
+        &self,
+        args: &Args,
+        ctx: &mut BuildContext<'_>,
+    ) -> Result<Box<dyn Predicate>, ArgError> {
         let group = match args.get("weight.group") {
             Some(g) => g,
             None => args.require("group")?,
@@ -40,7 +47,8 @@ impl PredicateFactory for WeightFactory {
             Some(w) => w,
             None => {
                 args.require("weight")?;
-                args.parse::<u32>("weight", "a whole number of 0 or more")?.unwrap_or(0)
+                args.parse::<u32>("weight", "a whole number of 0 or more")?
+                    .unwrap_or(0)
             }
         };
         let (group, member) = ctx.join_weight_group(group.trim(), weight);

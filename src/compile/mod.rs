@@ -1,0 +1,238 @@
+//! Turning a [`Config`] into a [`Snapshot`]: every predicate and filter built once by its
+//! factory, every route wrapped around its forwarder, every error collected with its place.
+//!
+//! Start-up, `weir check` and reload all go through [`compile`].
+
+mod registry;
+mod table;
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use weir_filters::{Args, Filter, FilterContext, HttpService};
+use weir_predicates::{ArgError, BuildContext, Shortcut, WeightGroups};
+
+pub use registry::Registry;
+pub use table::{Route, RouteTable};
+
+use crate::config::{
+    self, Config, ConfigError, ConfigErrors, FactoryDef, RawArgs, RouteDef, RouteUri, Source,
+};
+use crate::proxy::{ForwardTo, Forwarder, NoOp, Upstream};
+
+/// A compiled config: everything a request needs, swapped in as one piece.
+pub struct Snapshot {
+    /// The routes.
+    pub table: Arc<RouteTable>,
+    /// The config it was compiled from.
+    pub config: Config,
+}
+
+fn args_of(def: &FactoryDef, shortcut: Shortcut) -> Result<Args, ArgError> {
+    match &def.args {
+        RawArgs::Shortcut(values) => Args::shortcut(&def.name, shortcut, values.clone()),
+        RawArgs::Expanded(pairs) => Ok(Args::expanded(&def.name, shortcut, pairs.clone())),
+    }
+}
+
+/// SCG's order of default and route filters: each filter ranks by its position in its own
+/// list, and on equal rank the default filter goes first: d1, r1, d2, r2, ...
+pub fn merge_filters<'a>(defaults: &'a [FactoryDef], own: &'a [FactoryDef]) -> Vec<&'a FactoryDef> {
+    let mut merged = Vec::with_capacity(defaults.len() + own.len());
+    for i in 0..defaults.len().max(own.len()) {
+        merged.extend(defaults.get(i));
+        merged.extend(own.get(i));
+    }
+    merged
+}
+
+struct Compiler<'a> {
+    config: &'a Config,
+    registry: &'a Registry,
+    upstream: &'a Upstream,
+    table_cell: Arc<OnceLock<Weak<RouteTable>>>,
+    weights: WeightGroups,
+    errors: Vec<ConfigError>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, def_pos: crate::config::Pos, route: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: self.config.source.clone(),
+            pos: def_pos,
+            route: Some(route.to_string()),
+            message,
+        });
+    }
+
+    fn route(&mut self, def: &RouteDef) -> Option<Route> {
+        let errors_before = self.errors.len();
+        let mut predicates = Vec::new();
+        let mut predicate_text = Vec::new();
+        for p in &def.predicates {
+            let factory = match self.registry.predicate(&p.name) {
+                Ok(f) => f.clone(),
+                Err(e) => {
+                    self.error(p.pos, &def.id, e);
+                    continue;
+                }
+            };
+            let built = args_of(p, factory.shortcut()).and_then(|args| {
+                let mut ctx = BuildContext::new(&def.id, &mut self.weights);
+                let predicate = factory.build(&args, &mut ctx)?;
+                args.finish()?;
+                Ok((predicate, args.display()))
+            });
+            match built {
+                Ok((predicate, text)) => {
+                    predicates.push(predicate);
+                    predicate_text.push(format!("{}({text})", p.name));
+                }
+                Err(e) => self.error(p.pos, &def.id, format!("`{}`: {e}", p.name)),
+            }
+        }
+        let variables: Vec<String> = predicates.iter().flat_map(|p| p.variables()).collect();
+        let ctx = FilterContext::new(&def.id, &variables);
+        let mut filters: Vec<Filter> = Vec::new();
+        let mut filter_text = Vec::new();
+        for f in merge_filters(&self.config.default_filters, &def.filters) {
+            let factory = match self.registry.filter(&f.name) {
+                Ok(factory) => factory.clone(),
+                Err(e) => {
+                    self.error(f.pos, &def.id, e);
+                    continue;
+                }
+            };
+            let built = args_of(f, factory.shortcut()).and_then(|args| {
+                let filter = factory.build(&args, &ctx)?;
+                args.finish()?;
+                Ok((filter, args.display()))
+            });
+            match built {
+                Ok((filter, text)) => {
+                    filters.push(filter);
+                    filter_text.push(format!("{}({text})", f.name));
+                }
+                Err(e) => self.error(f.pos, &def.id, format!("`{}`: {e}", f.name)),
+            }
+        }
+        let id: Arc<str> = Arc::from(def.id.as_str());
+        let inner = match &def.uri {
+            RouteUri::Http { tls, authority } => {
+                let connect = def
+                    .metadata
+                    .connect_timeout
+                    .unwrap_or(self.config.client.connect_timeout);
+                let response = match def.metadata.response_timeout {
+                    Some(per_route) => per_route,
+                    None => self.config.client.response_timeout,
+                };
+                HttpService::new(Forwarder::new(
+                    self.upstream.client(connect),
+                    *tls,
+                    authority.clone(),
+                    response,
+                    self.config.server.trusted_proxies.clone(),
+                ))
+            }
+            RouteUri::Forward(path) => {
+                HttpService::new(ForwardTo::new(path, self.table_cell.clone()))
+            }
+            RouteUri::NoOp => HttpService::new(NoOp),
+            RouteUri::Lb(name) => {
+                self.error(
+                    def.pos,
+                    &def.id,
+                    format!("`lb://{name}`: no service `{name}` is defined; use an `http://host:port` uri until services are configured"),
+                );
+                HttpService::new(NoOp)
+            }
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Route {
+            id,
+            order: def.order,
+            uri: def.uri.clone(),
+            predicates,
+            service: weir_filters::chain(&filters, inner),
+            predicate_text,
+            filter_text,
+            metadata: def.metadata.all.clone(),
+        })
+    }
+}
+
+/// Loads and compiles `source`: the one path from text to a snapshot that start-up,
+/// `weir check` and reload share. Returns every error of the file, in file order.
+pub fn build(
+    source: &Source,
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+    upstream: &Upstream,
+) -> Result<Snapshot, ConfigErrors> {
+    let (config, mut errors) = config::load_partial(source, env);
+    match compile(&config, registry, upstream) {
+        Ok(snapshot) if errors.is_empty() => return Ok(snapshot),
+        Ok(_) => {}
+        Err(more) => errors.extend(more.0),
+    }
+    errors.sort_by_key(|e| (e.pos.line, e.pos.col));
+    Err(ConfigErrors(errors))
+}
+
+/// Compiles `config`. Returns every error found, each with file, line, column and route.
+pub fn compile(
+    config: &Config,
+    registry: &Registry,
+    upstream: &Upstream,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut compiler = Compiler {
+        config,
+        registry,
+        upstream,
+        table_cell: Arc::new(OnceLock::new()),
+        weights: WeightGroups::default(),
+        errors: Vec::new(),
+    };
+    let routes: Vec<Arc<Route>> = config
+        .routes
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| compiler.route(r).map(Arc::new))
+        .collect();
+    if !compiler.errors.is_empty() {
+        return Err(ConfigErrors(compiler.errors));
+    }
+    compiler.weights.finish();
+    let table = Arc::new(RouteTable::new(routes));
+    let _ = compiler.table_cell.set(Arc::downgrade(&table));
+    Ok(Snapshot {
+        table,
+        config: config.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str) -> FactoryDef {
+        FactoryDef {
+            name: name.into(),
+            args: RawArgs::Shortcut(vec![]),
+            pos: Default::default(),
+        }
+    }
+
+    #[test]
+    fn default_filters_interleave_as_in_scg() {
+        let d = [def("d1"), def("d2"), def("d3")];
+        let r = [def("r1")];
+        let names: Vec<&str> = merge_filters(&d, &r)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["d1", "r1", "d2", "d3"]);
+    }
+}

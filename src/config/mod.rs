@@ -1,0 +1,937 @@
+//! Reading `routes.yaml`: the YAML tree, placeholders, SCG's roots and route shape, and
+//! errors that point at the file, line, column and route.
+//!
+//! The result is a [`Config`]: plain definitions, not yet compiled. Factories never see YAML;
+//! their arguments stay text until [`crate::compile`] hands them to the factory.
+
+mod error;
+mod placeholders;
+mod yaml;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Authority;
+use ipnet::IpNet;
+use weir_predicates::parse_duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use yaml::Pos;
+use yaml::{Node, Value};
+
+/// The default config: the OpenFaaS gateway's routes, compiled into the binary.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../routes.example.yaml");
+
+/// The name the embedded default config goes by in messages.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// The text of a config and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file path, or [`EMBEDDED_NAME`].
+    pub name: Arc<str>,
+    /// The YAML text.
+    pub text: String,
+}
+
+impl Source {
+    /// The embedded default config.
+    pub fn embedded() -> Self {
+        Self {
+            name: Arc::from(EMBEDDED_NAME),
+            text: EMBEDDED_DEFAULT.to_string(),
+        }
+    }
+
+    /// Reads a config file.
+    pub fn read(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            name: Arc::from(path.display().to_string()),
+            text: std::fs::read_to_string(path)?,
+        })
+    }
+}
+
+/// A loaded config, before compilation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub source: Arc<str>,
+    /// The main listener and how it treats clients.
+    pub server: ServerSettings,
+    /// The admin listener.
+    pub admin: AdminSettings,
+    /// The forwarding client.
+    pub client: ClientSettings,
+    /// The routes in file order.
+    pub routes: Vec<RouteDef>,
+    /// Filters applied to every route.
+    pub default_filters: Vec<FactoryDef>,
+    /// Things that are allowed but probably not what the user meant.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// `server:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Where the gateway listens (`server.listen`, or SCG's `server.port`).
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` is kept and appended to (`server.trusted-proxies`).
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// `admin:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSettings {
+    /// Where the admin API listens.
+    pub listen: SocketAddr,
+}
+
+/// `httpclient:` settings, as SCG's `spring.cloud.gateway.httpclient`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientSettings {
+    /// How long to wait for a connection to an upstream (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long to wait for an upstream's response headers (default: no limit).
+    pub response_timeout: Option<Duration>,
+}
+
+/// One route as written.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    /// The route id (generated when missing).
+    pub id: String,
+    /// Where requests go.
+    pub uri: RouteUri,
+    /// Lower orders are tried first; ties keep file order.
+    pub order: i32,
+    /// All must match.
+    pub predicates: Vec<FactoryDef>,
+    /// The route's own filters.
+    pub filters: Vec<FactoryDef>,
+    /// `metadata:`.
+    pub metadata: Metadata,
+    /// `enabled: false` leaves the route out.
+    pub enabled: bool,
+    /// Where the route starts.
+    pub pos: Pos,
+}
+
+/// A route's `metadata:`.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    /// `response-timeout`: `Some(None)` when a negative value disables the global one.
+    pub response_timeout: Option<Option<Duration>>,
+    /// `connect-timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// Every key, for the admin API.
+    pub all: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a route sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteUri {
+    /// `http://` or `https://` host and port; the uri's path is ignored, as in SCG.
+    Http {
+        /// `https`.
+        tls: bool,
+        /// Host and port.
+        authority: Authority,
+    },
+    /// `lb://NAME`: an instance of a service.
+    Lb(String),
+    /// `forward:/path`: dispatched again through the route table with this path.
+    Forward(String),
+    /// `no://op`: the route's filters answer; if none does, an empty 200.
+    NoOp,
+}
+
+impl std::fmt::Display for RouteUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteUri::Http { tls, authority } => {
+                write!(f, "{}://{authority}", if *tls { "https" } else { "http" })
+            }
+            RouteUri::Lb(name) => write!(f, "lb://{name}"),
+            RouteUri::Forward(path) => write!(f, "forward:{path}"),
+            RouteUri::NoOp => f.write_str("no://op"),
+        }
+    }
+}
+
+/// One predicate or filter entry as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactoryDef {
+    /// The factory name.
+    pub name: String,
+    /// Its arguments.
+    pub args: RawArgs,
+    /// Where the entry is.
+    pub pos: Pos,
+}
+
+/// Arguments as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawArgs {
+    /// `Name=a,b`: the values, trimmed, empty ones dropped.
+    Shortcut(Vec<String>),
+    /// `name:` + `args:`: `(name, value)` pairs in file order; list elements become one pair
+    /// each, nested keys are joined with `.`.
+    Expanded(Vec<(String, String)>),
+}
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
+struct Loader<'a> {
+    file: Arc<str>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    route: Option<String>,
+    /// Every route id written so far, to report duplicates.
+    ids: Vec<String>,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+/// Parses a milliseconds count (SCG's form) or a duration such as `5s`.
+pub fn millis_or_duration(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => parse_duration(text),
+    }
+}
+
+/// Relaxed-binding comparison of a key with a known name: case and `-`/`_` do not matter.
+fn key_is(key: &str, name: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    norm(key) == norm(name)
+}
+
+fn suggestion(key: &str, known: &[&str]) -> String {
+    weir_predicates::closest(key, known.iter().copied())
+        .map(|k| format!("; did you mean `{k}`?"))
+        .unwrap_or_else(|| format!("; expected one of: {}", known.join(", ")))
+}
+
+impl Loader<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            pos,
+            route: self.route.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            file: self.file.clone(),
+            pos,
+            route: self.route.clone(),
+            message: message.into(),
+        });
+    }
+
+    /// A scalar with its placeholders resolved.
+    fn text(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            Value::Scalar(s) => match placeholders::resolve(s, self.env) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.error(node.pos, e);
+                    None
+                }
+            },
+            _ => {
+                self.error(
+                    node.pos,
+                    format!("`{what}` must be a single value, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn entries<'n>(&mut self, node: &'n Node, what: &str) -> &'n [(Node, Node)] {
+        match &node.value {
+            Value::Map(entries) => entries,
+            Value::Null => &[],
+            _ => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`{what}` must be a mapping of keys to values, found {}",
+                        node.kind()
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn items<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+        match &node.value {
+            Value::Seq(items) => items,
+            Value::Null => &[],
+            _ => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`{what}` must be a list (entries starting with `- `), found {}",
+                        node.kind()
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn listen(&mut self, node: &Node, what: &str) -> Option<SocketAddr> {
+        let text = self.text(node, what)?;
+        match text.trim().parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(node.pos, format!("`{what}` must be HOST:PORT with an IP address, such as `0.0.0.0:8080`; found `{text}`"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = self.text(node, what)?;
+        match millis_or_duration(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(node.pos, format!("`{what}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn load(&mut self, root: &Node) -> Config {
+        let mut config = Config {
+            source: self.file.clone(),
+            server: ServerSettings {
+                listen: DEFAULT_LISTEN.parse().expect("valid default"),
+                trusted_proxies: Vec::new(),
+            },
+            admin: AdminSettings {
+                listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
+            },
+            client: ClientSettings {
+                connect_timeout: Duration::from_secs(5),
+                response_timeout: None,
+            },
+            routes: Vec::new(),
+            default_filters: Vec::new(),
+            warnings: Vec::new(),
+        };
+        if matches!(root.value, Value::Scalar(_) | Value::Seq(_)) {
+            self.error(root.pos, "the config must be a mapping with a `gateway:` (or SCG `spring.cloud.gateway:`) section");
+            return config;
+        }
+        for (key, value) in self.entries(root, "the config") {
+            let k = key.as_str().unwrap_or_default();
+            match k {
+                "gateway" => self.gateway(value, &mut config, true),
+                "spring" => self.spring(value, &mut config),
+                "server" => self.server(value, &mut config),
+                "admin" => self.admin(value, &mut config),
+                _ => {
+                    let hint = suggestion(k, &["gateway", "spring", "server", "admin"]);
+                    self.warn(
+                        key.pos,
+                        format!("top-level key `{k}` is not used by weir and is ignored{hint}"),
+                    );
+                }
+            }
+        }
+        self.assign_ids(&mut config.routes);
+        config
+    }
+
+    fn spring(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "spring") {
+            if key.as_str() != Some("cloud") {
+                continue;
+            }
+            for (key, value) in self.entries(value, "spring.cloud") {
+                if key.as_str() == Some("gateway") {
+                    self.gateway(value, config, false);
+                }
+            }
+        }
+    }
+
+    /// A section holding `routes:` and `default-filters:`: weir's `gateway:` (strict) or SCG's
+    /// `spring.cloud.gateway` and `spring.cloud.gateway.server.webflux` (other SCG settings are
+    /// ignored with a warning).
+    fn gateway(&mut self, node: &Node, config: &mut Config, strict: bool) {
+        const KEYS: &[&str] = &["routes", "default-filters", "httpclient"];
+        for (key, value) in self.entries(node, "gateway") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "routes") {
+                for item in self.items(value, "routes") {
+                    if let Some(route) = self.route(item) {
+                        config.routes.push(route);
+                    }
+                }
+            } else if key_is(k, "default-filters") {
+                for item in self.items(value, "default-filters") {
+                    if let Some(f) = self.factory(item, "filter") {
+                        config.default_filters.push(f);
+                    }
+                }
+            } else if key_is(k, "httpclient") {
+                self.httpclient(value, config);
+            } else if !strict && k == "server" {
+                for (key, value) in self.entries(value, "server") {
+                    if key.as_str() == Some("webflux") {
+                        self.gateway(value, config, false);
+                    }
+                }
+            } else if strict {
+                let hint = suggestion(k, KEYS);
+                self.error(key.pos, format!("unknown key `{k}` in `gateway`{hint}"));
+            } else {
+                self.warn(
+                    key.pos,
+                    format!("SCG setting `{k}` is not supported by weir and is ignored"),
+                );
+            }
+        }
+    }
+
+    fn httpclient(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "httpclient") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "connect-timeout") {
+                if let Some(d) = self.duration(value, "connect-timeout") {
+                    config.client.connect_timeout = d;
+                }
+            } else if key_is(k, "response-timeout") {
+                config.client.response_timeout = self.duration(value, "response-timeout");
+            } else {
+                self.warn(
+                    key.pos,
+                    format!("httpclient setting `{k}` is not supported by weir and is ignored"),
+                );
+            }
+        }
+    }
+
+    fn server(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "server") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "listen") {
+                if let Some(addr) = self.listen(value, "server.listen") {
+                    config.server.listen = addr;
+                }
+            } else if key_is(k, "port") {
+                let text = self.text(value, "server.port");
+                match text.as_deref().map(str::trim).map(str::parse::<u16>) {
+                    Some(Ok(port)) => config.server.listen = SocketAddr::from(([0, 0, 0, 0], port)),
+                    Some(Err(_)) => self.error(
+                        value.pos,
+                        "`server.port` must be a port number such as 8080",
+                    ),
+                    None => {}
+                }
+            } else if key_is(k, "trusted-proxies") {
+                let values: Vec<String> = match &value.value {
+                    Value::Seq(items) => items
+                        .iter()
+                        .filter_map(|i| self.text(i, "trusted-proxies"))
+                        .collect(),
+                    _ => self
+                        .text(value, "trusted-proxies")
+                        .map(|t| t.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                };
+                for v in values.iter().filter(|v| !v.trim().is_empty()) {
+                    match weir_predicates::remote_addr::parse_net(v) {
+                        Ok(net) => config.server.trusted_proxies.push(net),
+                        Err(e) => self.error(value.pos, format!("`server.trusted-proxies`: {e}")),
+                    }
+                }
+            } else {
+                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port` and `trusted-proxies`"));
+            }
+        }
+    }
+
+    fn admin(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "admin") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "listen") {
+                if let Some(addr) = self.listen(value, "admin.listen") {
+                    config.admin.listen = addr;
+                }
+            } else {
+                let hint = suggestion(k, &["listen"]);
+                self.error(key.pos, format!("unknown key `{k}` in `admin`{hint}"));
+            }
+        }
+    }
+
+    fn route(&mut self, node: &Node) -> Option<RouteDef> {
+        const KEYS: &[&str] = &[
+            "id",
+            "uri",
+            "order",
+            "predicates",
+            "filters",
+            "metadata",
+            "enabled",
+        ];
+        self.route = None;
+        let entries = match &node.value {
+            Value::Map(entries) => entries,
+            _ => {
+                self.error(node.pos, format!("a route must be a mapping with `id`, `uri`, `predicates` and `filters`, found {}", node.kind()));
+                return None;
+            }
+        };
+        // Find the id first so every later error names the route.
+        if let Some((_, id_node)) = entries.iter().find(|(k, _)| k.as_str() == Some("id")) {
+            self.route = self.text(id_node, "id");
+            if let Some(id) = self.route.clone() {
+                if self.ids.contains(&id) {
+                    self.error(
+                        id_node.pos,
+                        format!("route id `{id}` is used by an earlier route; ids must be unique"),
+                    );
+                }
+                self.ids.push(id);
+            }
+        }
+        let mut route = RouteDef {
+            id: self.route.clone().unwrap_or_default(),
+            uri: RouteUri::NoOp,
+            order: 0,
+            predicates: Vec::new(),
+            filters: Vec::new(),
+            metadata: Metadata::default(),
+            enabled: true,
+            pos: node.pos,
+        };
+        let mut uri_seen = false;
+        let errors_before = self.errors.len();
+        for (key, value) in entries {
+            let k = key.as_str().unwrap_or_default();
+            match k {
+                "id" => {}
+                "uri" => {
+                    uri_seen = true;
+                    if let Some(text) = self.text(value, "uri") {
+                        match parse_uri(&text) {
+                            Ok((uri, ignored_path)) => {
+                                route.uri = uri;
+                                if let Some(path) = ignored_path {
+                                    self.warn(value.pos, format!("the path `{path}` of the uri is ignored, as in SCG; to send requests to it, add the filter `PrefixPath={path}`"));
+                                }
+                            }
+                            Err(e) => self.error(value.pos, e),
+                        }
+                    }
+                }
+                "order" => {
+                    if let Some(text) = self.text(value, "order") {
+                        match text.trim().parse() {
+                            Ok(order) => route.order = order,
+                            Err(_) => self.error(value.pos, format!("`order` must be a whole number such as -1 or 10, found `{text}`")),
+                        }
+                    }
+                }
+                "predicates" => {
+                    for item in self.items(value, "predicates") {
+                        if let Some(p) = self.factory(item, "predicate") {
+                            route.predicates.push(p);
+                        }
+                    }
+                }
+                "filters" => {
+                    for item in self.items(value, "filters") {
+                        if let Some(f) = self.factory(item, "filter") {
+                            route.filters.push(f);
+                        }
+                    }
+                }
+                "metadata" => route.metadata = self.metadata(value),
+                "enabled" => match self.text(value, "enabled").as_deref().map(str::trim) {
+                    Some("true") => route.enabled = true,
+                    Some("false") => route.enabled = false,
+                    Some(other) => self.error(
+                        value.pos,
+                        format!("`enabled` must be `true` or `false`, found `{other}`"),
+                    ),
+                    None => {}
+                },
+                _ => {
+                    let hint = suggestion(k, KEYS);
+                    self.error(key.pos, format!("unknown route key `{k}`{hint}"));
+                }
+            }
+        }
+        if !uri_seen {
+            self.error(node.pos, "the route has no `uri`; add one such as `uri: http://127.0.0.1:8081`, `lb://service` or `forward:/path`");
+        }
+        self.route = None;
+        (self.errors.len() == errors_before).then_some(route)
+    }
+
+    fn metadata(&mut self, node: &Node) -> Metadata {
+        let mut metadata = Metadata::default();
+        for (key, value) in self.entries(node, "metadata") {
+            let k = key.as_str().unwrap_or_default().to_string();
+            if key_is(&k, "response-timeout") {
+                if let Some(text) = self.text(value, "response-timeout") {
+                    if text.trim().starts_with('-') {
+                        metadata.response_timeout = Some(None);
+                    } else if let Some(d) = self.duration(value, "response-timeout") {
+                        metadata.response_timeout = Some(Some(d));
+                    }
+                }
+            } else if key_is(&k, "connect-timeout") {
+                metadata.connect_timeout = self.duration(value, "connect-timeout");
+            }
+            metadata.all.insert(k, self.json(value));
+        }
+        metadata
+    }
+
+    fn json(&mut self, node: &Node) -> serde_json::Value {
+        match &node.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Scalar(_) => self
+                .text(node, "metadata")
+                .map(serde_json::Value::from)
+                .unwrap_or_default(),
+            Value::Seq(items) => items.iter().map(|i| self.json(i)).collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), self.json(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+
+    /// One predicate or filter: `Name=a,b` or `{name: Name, args: {...}}`.
+    fn factory(&mut self, node: &Node, kind: &str) -> Option<FactoryDef> {
+        match &node.value {
+            Value::Scalar(_) => {
+                let text = self.text(node, kind)?;
+                let (name, values) = match text.split_once('=') {
+                    Some((name, values)) => (name.trim(), values),
+                    None if kind == "filter" => (text.trim(), ""),
+                    None => {
+                        self.error(
+                            node.pos,
+                            format!(
+                                "`{text}` must be of the form `Name=value`, as in `Path=/api/**`"
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                if name.is_empty() {
+                    self.error(
+                        node.pos,
+                        format!("the {kind} `{text}` has no name before `=`"),
+                    );
+                    return None;
+                }
+                let values = values
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                Some(FactoryDef {
+                    name: name.to_string(),
+                    args: RawArgs::Shortcut(values),
+                    pos: node.pos,
+                })
+            }
+            Value::Map(entries) => {
+                let mut name = None;
+                let mut args = Vec::new();
+                for (key, value) in entries {
+                    match key.as_str().unwrap_or_default() {
+                        "name" => name = self.text(value, "name"),
+                        "args" => {
+                            for (k, v) in self.entries(value, "args") {
+                                self.flatten_arg(k.as_str().unwrap_or_default(), v, &mut args);
+                            }
+                        }
+                        other => {
+                            let hint = suggestion(other, &["name", "args"]);
+                            self.error(key.pos, format!("unknown key `{other}` in a {kind}{hint}"));
+                        }
+                    }
+                }
+                match name {
+                    Some(name) if !name.trim().is_empty() => Some(FactoryDef {
+                        name: name.trim().to_string(),
+                        args: RawArgs::Expanded(args),
+                        pos: node.pos,
+                    }),
+                    _ => {
+                        self.error(
+                            node.pos,
+                            format!(
+                                "a {kind} written as a mapping needs `name:` (and usually `args:`)"
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.error(node.pos, format!("a {kind} must be `Name=value` or a mapping with `name:` and `args:`, found {}", node.kind()));
+                None
+            }
+        }
+    }
+
+    fn flatten_arg(&mut self, key: &str, value: &Node, out: &mut Vec<(String, String)>) {
+        match &value.value {
+            Value::Null => out.push((key.to_string(), String::new())),
+            Value::Scalar(_) => {
+                if let Some(text) = self.text(value, key) {
+                    out.push((key.to_string(), text));
+                }
+            }
+            Value::Seq(items) => {
+                for item in items {
+                    self.flatten_arg(key, item, out);
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    self.flatten_arg(&format!("{key}.{}", k.as_str().unwrap_or_default()), v, out);
+                }
+            }
+        }
+    }
+
+    /// Gives every route without an id one (`route-N`, N its position).
+    fn assign_ids(&mut self, routes: &mut [RouteDef]) {
+        let mut seen = self.ids.clone();
+        for (i, route) in routes.iter_mut().enumerate() {
+            if route.id.is_empty() {
+                let mut id = format!("route-{}", i + 1);
+                while seen.contains(&id) {
+                    id.push('_');
+                }
+                seen.push(id.clone());
+                self.route = Some(id.clone());
+                self.warn(route.pos, format!("the route has no `id`; it is called `{id}`. Give it an id so that metrics, logs and state stay attached to it"));
+                route.id = id;
+            }
+        }
+        self.route = None;
+    }
+}
+
+/// Parses a route uri; returns it and, for http(s), a non-trivial path that SCG ignores.
+fn parse_uri(text: &str) -> Result<(RouteUri, Option<String>), String> {
+    let text = text.trim();
+    if let Some(name) = text.strip_prefix("lb://") {
+        let name = name.trim_end_matches('/');
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(format!(
+                "`{text}`: the service name after `lb://` may hold letters, digits, `-` and `.`"
+            ));
+        }
+        return Ok((RouteUri::Lb(name.to_string()), None));
+    }
+    if let Some(path) = text.strip_prefix("forward:") {
+        let path = path.trim_start_matches("//");
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        return Ok((RouteUri::Forward(path), None));
+    }
+    if text == "no://op" {
+        return Ok((RouteUri::NoOp, None));
+    }
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a valid uri; write e.g. `http://127.0.0.1:8081`"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(format!(
+                "unsupported uri scheme `{other}` in `{text}`; weir forwards to `http://`, `https://`, `lb://NAME`, `forward:/path` or `no://op`"
+            ))
+        }
+        None => return Err(format!("`{text}` has no scheme; write `http://{text}`")),
+    };
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    let authority = match authority.port() {
+        Some(_) => authority,
+        None => format!("{authority}:{}", if tls { 443 } else { 80 })
+            .parse()
+            .map_err(|_| format!("`{text}` has an invalid host"))?,
+    };
+    let path = uri.path();
+    let ignored = (path != "/" && !path.is_empty()).then(|| path.to_string());
+    Ok((RouteUri::Http { tls, authority }, ignored))
+}
+
+/// Loads a config. `env` looks up placeholders (`std::env::var` in the binary; a map in
+/// tests). Returns every error found, not just the first.
+pub fn load(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let (config, errors) = load_partial(source, env);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Loads as much of a config as is valid, and every error: the routes that loaded can still
+/// be compiled, so that one run reports the errors of every route.
+pub fn load_partial(
+    source: &Source,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Config, Vec<ConfigError>) {
+    let mut loader = Loader {
+        file: source.name.clone(),
+        env,
+        route: None,
+        ids: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let root = yaml::parse(&source.text).unwrap_or_else(|e| {
+        loader.error(e.pos, format!("invalid YAML: {}", e.message));
+        Node {
+            value: Value::Null,
+            pos: e.pos,
+        }
+    });
+    let mut config = loader.load(&root);
+    config.warnings = loader.warnings;
+    (config, loader.errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigErrors> {
+        load(
+            &Source {
+                name: Arc::from("routes.yaml"),
+                text: text.to_string(),
+            },
+            &|n| (n == "UP").then(|| "127.0.0.1:9000".to_string()),
+        )
+    }
+
+    #[test]
+    fn scg_and_weir_roots() {
+        let c = load_str(
+            "spring:\n  cloud:\n    gateway:\n      routes:\n      - id: a\n        uri: http://${UP}\n        predicates:\n        - Path=/a/**\n\
+             gateway:\n  routes:\n  - id: b\n    uri: forward:/x\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[0].uri.to_string(), "http://127.0.0.1:9000");
+        assert_eq!(
+            c.routes[0].predicates[0].args,
+            RawArgs::Shortcut(vec!["/a/**".into()])
+        );
+        assert_eq!(c.routes[1].uri, RouteUri::Forward("/x".into()));
+    }
+
+    #[test]
+    fn misspelled_route_key_is_an_error_with_a_suggestion() {
+        let e = load_str(
+            "gateway:\n  routes:\n  - id: r1\n    uri: http://a:1\n    predicate:\n    - Path=/\n",
+        )
+        .unwrap_err();
+        let e = e.first().unwrap();
+        assert_eq!((e.pos.line, e.pos.col), (5, 5));
+        assert_eq!(e.route.as_deref(), Some("r1"));
+        assert!(
+            e.message.contains("did you mean `predicates`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let e = load_str("gateway:\n  routes:\n  - id: a\n  - id: b\n    uri: ftp://x\n  - id: a\n    uri: http://x\n").unwrap_err();
+        assert_eq!(e.0.len(), 3, "{e}");
+    }
+
+    #[test]
+    fn ids_are_generated_and_paths_warned() {
+        let c = load_str("gateway:\n  routes:\n  - uri: http://x/api\n").unwrap();
+        assert_eq!(c.routes[0].id, "route-1");
+        assert_eq!(c.warnings.len(), 2);
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("PrefixPath=/api")));
+    }
+
+    #[test]
+    fn expanded_args_flatten_lists_and_nested_keys() {
+        let c = load_str(
+            "gateway:\n  routes:\n  - id: r\n    uri: no://op\n    filters:\n    - name: Retry\n      args:\n        statuses: [500, 502]\n        backoff:\n          firstBackoff: 10ms\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.routes[0].filters[0].args,
+            RawArgs::Expanded(vec![
+                ("statuses".into(), "500".into()),
+                ("statuses".into(), "502".into()),
+                ("backoff.firstBackoff".into(), "10ms".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn settings() {
+        let c = load_str("server:\n  port: 9090\n  trusted-proxies: [10.0.0.0/8, 127.0.0.1]\nadmin:\n  listen: 127.0.0.1:0\ngateway:\n  httpclient:\n    connect-timeout: 250\n    response-timeout: 2s\n").unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(c.client.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.client.response_timeout, Some(Duration::from_secs(2)));
+        assert!(load_str("admin:\n  lisen: x\n")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `listen`"));
+    }
+
+    #[test]
+    fn missing_placeholder_names_the_variable_and_position() {
+        let e = load_str("gateway:\n  routes:\n  - id: r\n    uri: http://${NOPE}\n").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("routes.yaml:4:10: route `r`: environment variable `NOPE` is not set"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Running a gateway: the builder that custom factories are registered with, the shared state
+//! every request reads, and the listeners.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir_filters::{Body, FilterFactory};
+use weir_predicates::PredicateFactory;
+
+use crate::compile::{build, Registry, Snapshot};
+use crate::config::{ConfigErrors, Source};
+use crate::metrics::Metrics;
+use crate::proxy::normalize::normalize_path;
+use crate::proxy::{dispatch, random_u64, Conn, Upstream};
+use crate::{admin, server};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config has errors.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What every request reads: the current snapshot and the long-lived parts that outlive it.
+pub struct Shared {
+    /// The current compiled config, swapped whole.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Forwarding clients, kept across reloads.
+    pub upstream: Upstream,
+    /// The factories configs may name.
+    pub registry: Registry,
+    next_request_id: AtomicU64,
+    unmatched: Arc<str>,
+}
+
+impl Shared {
+    /// Handles one request from the main listener.
+    pub async fn handle(&self, request: Request<Incoming>, conn: Conn) -> Response<Body> {
+        let start = Instant::now();
+        let snapshot = self.snapshot.load_full();
+        let (mut parts, body) = request.into_parts();
+        let method = parts.method.clone();
+        if let std::borrow::Cow::Owned(path) = normalize_path(parts.uri.path()) {
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.path_and_query = pq.parse().ok();
+            parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
+        }
+        let request = Request::from_parts(parts, Body::Incoming(body));
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (response, route) = dispatch(&snapshot.table, request, conn, request_id, 0).await;
+        let route = route.as_ref().unwrap_or(&self.unmatched);
+        self.metrics
+            .record(route, &method, response.status().as_u16(), start.elapsed());
+        response
+    }
+}
+
+/// Builds a gateway: its config, listeners and any custom predicate or filter factories.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let gateway = weir::Gateway::builder()
+///     .predicate(weir_predicates::number::NumberFactory) // your own factory goes here
+///     .config_file("routes.yaml")
+///     .start()
+///     .await?;
+/// gateway.wait().await;
+/// # Ok(()) }
+/// ```
+pub struct GatewayBuilder {
+    registry: Registry,
+    source: SourceSpec,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    env: EnvLookup,
+}
+
+/// Looks up `${NAME}` placeholders.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+enum SourceSpec {
+    Embedded,
+    File(std::path::PathBuf),
+    Text(Source),
+}
+
+/// The entry point of the library API.
+pub struct Gateway;
+
+impl Gateway {
+    /// A builder with the built-in factories and the embedded default config.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            registry: Registry::default(),
+            source: SourceSpec::Embedded,
+            listen: None,
+            admin_listen: None,
+            env: Box::new(|name| std::env::var(name).ok()),
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// Registers a predicate factory (replacing a built-in of the same name).
+    pub fn predicate(mut self, factory: impl PredicateFactory) -> Self {
+        self.registry.add_predicate(factory);
+        self
+    }
+
+    /// Registers a filter factory (replacing a built-in of the same name).
+    pub fn filter(mut self, factory: impl FilterFactory) -> Self {
+        self.registry.add_filter(factory);
+        self
+    }
+
+    /// Runs the config file at `path`.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.source = SourceSpec::File(path.into());
+        self
+    }
+
+    /// Runs a config given as text; `name` stands for the file in messages.
+    pub fn config_text(mut self, name: &str, text: &str) -> Self {
+        self.source = SourceSpec::Text(Source {
+            name: Arc::from(name),
+            text: text.to_string(),
+        });
+        self
+    }
+
+    /// Overrides the main listen address from the config.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Overrides the admin listen address from the config.
+    pub fn admin_listen(mut self, addr: SocketAddr) -> Self {
+        self.admin_listen = Some(addr);
+        self
+    }
+
+    /// Replaces the environment that `${NAME}` placeholders read.
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Box::new(lookup);
+        self
+    }
+
+    /// Loads and compiles the config, binds the listeners and starts serving in the
+    /// background.
+    pub async fn start(self) -> Result<RunningGateway, StartError> {
+        let source = match self.source {
+            SourceSpec::Embedded => Source::embedded(),
+            SourceSpec::Text(source) => source,
+            SourceSpec::File(path) => Source::read(&path).map_err(|source| StartError::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+        };
+        let upstream = Upstream::default();
+        let mut snapshot =
+            build(&source, &self.registry, &*self.env, &upstream).map_err(StartError::Config)?;
+        for warning in &snapshot.config.warnings {
+            tracing::warn!("{warning}");
+        }
+        if let Some(addr) = self.listen {
+            snapshot.config.server.listen = addr;
+        }
+        if let Some(addr) = self.admin_listen {
+            snapshot.config.admin.listen = addr;
+        }
+        let config = snapshot.config.clone();
+        tracing::info!(source = %source.name, routes = snapshot.table.routes().len(), "config loaded");
+
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { what, addr, source })
+        };
+        let main = bind("main listener", config.server.listen).await?;
+        let admin_listener = bind("admin listener", config.admin.listen).await?;
+        let listen_addr = main.local_addr().map_err(|source| StartError::Bind {
+            what: "main listener",
+            addr: config.server.listen,
+            source,
+        })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "admin listener",
+                addr: config.admin.listen,
+                source,
+            })?;
+
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            metrics: Metrics::default(),
+            upstream,
+            registry: self.registry,
+            next_request_id: AtomicU64::new(random_u64() >> 16),
+            unmatched: Arc::from("unmatched"),
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tracing::info!(address = %listen_addr, "listening (gateway)");
+        tracing::info!(address = %admin_addr, "listening (admin)");
+        let main_task = tokio::spawn(server::serve(
+            main,
+            {
+                let shared = shared.clone();
+                move |request, conn| {
+                    let shared = shared.clone();
+                    async move { shared.handle(request, conn).await }
+                }
+            },
+            shutdown_rx.clone(),
+        ));
+        let admin_task = tokio::spawn(server::serve(
+            admin_listener,
+            {
+                let shared = shared.clone();
+                move |request, _| {
+                    let shared = shared.clone();
+                    async move { admin::handle(&shared, request).await }
+                }
+            },
+            shutdown_rx,
+        ));
+        Ok(RunningGateway {
+            listen_addr,
+            admin_addr,
+            shared,
+            shutdown: shutdown_tx,
+            tasks: vec![main_task, admin_task],
+        })
+    }
+}
+
+/// A started gateway.
+pub struct RunningGateway {
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// The bound main address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Waits until the listeners stop.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops accepting connections, lets open ones finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.wait().await;
+    }
+}

@@ -1,0 +1,348 @@
+//! The innermost services of a chain: the forwarder (one pooled client for all routes),
+//! `forward:` dispatch, and `no://op`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, HeaderValue, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use ipnet::IpNet;
+use tower::Service;
+use weir_filters::{Body, Exchange};
+
+use super::headers::remove_hop_by_hop;
+use super::{dispatch, Conn};
+use crate::compile::RouteTable;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The pooled client used to reach upstreams.
+pub type HttpClient = Client<Connector, Body>;
+
+/// The forwarding clients, one per distinct connect timeout (almost always one). They are kept
+/// across reloads, and with them their pooled connections.
+#[derive(Default)]
+pub struct Upstream {
+    clients: Mutex<HashMap<Duration, HttpClient>>,
+}
+
+impl Upstream {
+    /// The client that connects with `connect_timeout`.
+    pub fn client(&self, connect_timeout: Duration) -> HttpClient {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(connect_timeout)
+            .or_insert_with(|| {
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(connect_timeout));
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_webpki_roots()
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(https)
+            })
+            .clone()
+    }
+}
+
+/// Sends the exchange to one upstream and streams its response back.
+#[derive(Clone)]
+pub struct Forwarder {
+    inner: Arc<ForwarderInner>,
+}
+
+struct ForwarderInner {
+    client: HttpClient,
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+    response_timeout: Option<Duration>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+impl Forwarder {
+    /// A forwarder to `authority` over http or https (`tls`).
+    pub fn new(
+        client: HttpClient,
+        tls: bool,
+        authority: Authority,
+        response_timeout: Option<Duration>,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
+        let host = HeaderValue::from_str(authority.as_str())
+            .expect("an authority is a valid header value");
+        let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
+        Self {
+            inner: Arc::new(ForwarderInner {
+                client,
+                scheme,
+                authority,
+                host,
+                response_timeout,
+                trusted_proxies,
+            }),
+        }
+    }
+}
+
+fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+impl ForwarderInner {
+    /// Turns the exchange's request into the upstream request.
+    fn upstream_request(&self, exchange: Exchange) -> http::Request<Body> {
+        let Exchange {
+            mut request,
+            client,
+            tls,
+            preserve_host,
+            stripped_prefix,
+            ..
+        } = exchange;
+        let original_host = request.headers().get(header::HOST).cloned();
+        let headers = request.headers_mut();
+        remove_hop_by_hop(headers);
+
+        let peer = client.ip();
+        let trusted = weir_predicates::remote_addr::contains(&self.trusted_proxies, peer);
+        let peer_text = match peer {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+            v4 => v4.to_string(),
+        };
+        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(existing) if trusted && !existing.trim().is_empty() => {
+                format!("{existing}, {peer_text}")
+            }
+            _ => peer_text,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert("x-forwarded-for", v);
+        }
+        let keep = |name: &str, headers: &http::HeaderMap| trusted && headers.contains_key(name);
+        if !keep("x-forwarded-proto", headers) {
+            headers.insert(
+                "x-forwarded-proto",
+                HeaderValue::from_static(if tls { "https" } else { "http" }),
+            );
+        }
+        if let Some(host) = &original_host {
+            if !keep("x-forwarded-host", headers) {
+                headers.insert("x-forwarded-host", host.clone());
+            }
+            if !keep("x-forwarded-port", headers) {
+                let port = host.to_str().ok().and_then(|h| {
+                    h.rsplit_once(':')
+                        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                        .map(|(_, p)| p)
+                });
+                let port = port.unwrap_or(if tls { "443" } else { "80" });
+                if let Ok(v) = HeaderValue::from_str(port) {
+                    headers.insert("x-forwarded-port", v);
+                }
+            }
+        }
+        if let Some(prefix) = stripped_prefix.and_then(|p| HeaderValue::from_str(&p).ok()) {
+            headers.insert("x-forwarded-prefix", prefix);
+        }
+        if !preserve_host {
+            headers.insert(header::HOST, self.host.clone());
+        }
+
+        let pq = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(pq);
+        *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a uri");
+        *request.version_mut() = Version::HTTP_11;
+        request
+    }
+}
+
+impl Service<Exchange> for Forwarder {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, exchange: Exchange) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let route = exchange.route_id.clone();
+            let request_id = exchange.request_id;
+            let path = exchange.path().to_string();
+            let request = inner.upstream_request(exchange);
+            let sent = inner.client.request(request);
+            let result = match inner.response_timeout {
+                Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
+                None => Ok(sent.await),
+            };
+            let fail = |status: StatusCode, message: &str| {
+                weir_filters::error_response(status, message, &path, Some(&route), request_id)
+            };
+            let response = match result {
+                Ok(Ok(response)) => {
+                    let (mut parts, body) = response.into_parts();
+                    remove_hop_by_hop(&mut parts.headers);
+                    Response::from_parts(parts, Body::Incoming(body))
+                }
+                Ok(Err(err)) => {
+                    let (status, message) = if err.is_connect() && is_timeout(&err) {
+                        (
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "connecting to the upstream timed out",
+                        )
+                    } else if err.is_connect() {
+                        (StatusCode::BAD_GATEWAY, "the upstream could not be reached")
+                    } else {
+                        (
+                            StatusCode::BAD_GATEWAY,
+                            "the upstream closed the connection before responding",
+                        )
+                    };
+                    tracing::warn!(route = %route, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = status.as_u16(), "upstream request failed");
+                    fail(status, message)
+                }
+                Err(limit) => {
+                    tracing::warn!(route = %route, request_id = format_args!("{request_id:016x}"), timeout_ms = limit.as_millis() as u64, status = 504, "upstream response timed out");
+                    fail(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        &format!(
+                            "the upstream did not respond within {} ms",
+                            limit.as_millis()
+                        ),
+                    )
+                }
+            };
+            Ok(response)
+        })
+    }
+}
+
+/// An error and its causes, as one line.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+/// `forward:/path`: dispatches the request again, with the path replaced, through the route
+/// table it was compiled in.
+#[derive(Clone)]
+pub struct ForwardTo {
+    path: Arc<str>,
+    table: Arc<OnceLock<Weak<RouteTable>>>,
+}
+
+/// How many `forward:` hops one request may take before it is answered 508.
+const MAX_FORWARDS: u8 = 8;
+
+impl ForwardTo {
+    /// Forwards to `path` in the table that `table` will hold.
+    pub fn new(path: &str, table: Arc<OnceLock<Weak<RouteTable>>>) -> Self {
+        Self {
+            path: Arc::from(path),
+            table,
+        }
+    }
+}
+
+impl Service<Exchange> for ForwardTo {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut exchange: Exchange) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if exchange.forwards >= MAX_FORWARDS {
+                return Ok(exchange.error(
+                    StatusCode::LOOP_DETECTED,
+                    "the request was forwarded too many times",
+                ));
+            }
+            let Some(table) = this.table.get().and_then(Weak::upgrade) else {
+                return Ok(exchange.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the route table is being replaced",
+                ));
+            };
+            if let Err(response) = exchange.set_path(&this.path) {
+                return Ok(response);
+            }
+            let conn = Conn {
+                peer: exchange.client,
+                tls: exchange.tls,
+            };
+            let (response, _) = dispatch(
+                &table,
+                exchange.request,
+                conn,
+                exchange.request_id,
+                exchange.forwards + 1,
+            )
+            .await;
+            Ok(response)
+        })
+    }
+}
+
+/// `no://op`: the route's filters answer; if none does, an empty 200.
+#[derive(Clone, Copy)]
+pub struct NoOp;
+
+impl Service<Exchange> for NoOp {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Exchange) -> Self::Future {
+        std::future::ready(Ok(Response::new(Body::Empty)))
+    }
+}
