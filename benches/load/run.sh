@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Load test on loopback: wrk against an origin directly, then through weir.
+#
+#   benches/load/run.sh            # defaults: 64 connections, 2 threads, 10 s per round
+#   CONNS=1 DURATION=5s benches/load/run.sh
+#
+# The origin is nginx (one worker, access log off) answering a 6-byte body, so the
+# difference between the two rows is weir's cost. Prints requests/s, p50 and p99 for each,
+# and weir's peak RSS. Traffic goes only to 127.0.0.1; every wrk run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+ORIGIN_PORT=${ORIGIN_PORT:-18090}
+WEIR_PORT=${WEIR_PORT:-18080}
+ADMIN_PORT=${ADMIN_PORT:-19901}
+
+install() {
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
+    echo "installing $2 from Debian" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+install wrk wrk
+install nginx nginx-light
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet --bin weir
+WEIR=target/release/weir
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$ORIGIN_PORT;
+    location / { return 200 "hello\n"; }
+  }
+}
+CONF
+"$NGINX" -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+
+cat > "$work/routes.yaml" <<CONF
+server:
+  listen: 127.0.0.1:$WEIR_PORT
+admin:
+  listen: 127.0.0.1:$ADMIN_PORT
+gateway:
+  routes:
+    - id: origin
+      uri: http://127.0.0.1:$ORIGIN_PORT
+      predicates:
+        - Path=/**
+CONF
+RUST_LOG=warn "$WEIR" --config "$work/routes.yaml" &
+weir_pid=$!
+pids+=($weir_pid)
+
+wait_for() { # port: poll for up to 5 s
+  for _ in $(seq 1 500); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.01
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+wait_for "$ORIGIN_PORT"
+wait_for "$WEIR_PORT"
+
+# Prints: requests/s p50 p99 (latencies in wrk's units, e.g. 1.02ms).
+round() {
+  local out
+  out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1/")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  echo "$rps $p50 $p99 ${errors:-none}"
+}
+
+# Warm both paths (connection pools, page cache) before measuring.
+wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
+
+read -r d_rps d_p50 d_p99 d_err < <(round "$ORIGIN_PORT")
+read -r w_rps w_p50 w_p99 w_err < <(round "$WEIR_PORT")
+peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "wrk --latency -t$THREADS -c$CONNS -d$DURATION (origin: nginx, 1 worker)"
+printf '%-8s %12s %10s %10s  %s\n' target "requests/s" p50 p99 errors
+printf '%-8s %12s %10s %10s  %s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_err"
+printf '%-8s %12s %10s %10s  %s\n' weir "$w_rps" "$w_p50" "$w_p99" "$w_err"
+awk -v w="$w_rps" -v d="$d_rps" 'BEGIN { printf "weir/direct throughput: %.2f\n", w / d }'
+echo "weir peak RSS: $((peak_kib / 1024)) MiB ($peak_kib KiB)"
