@@ -1,5 +1,6 @@
 //! The `weir` command.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: piped logs (journald, docker, a file, a test
+        // waiting for the "listening" line) must be plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Some(Command::Check { file }) => check(&file),
