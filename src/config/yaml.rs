@@ -98,8 +98,16 @@ impl Builder {
                 }
             }
             Some(Frame::Seq(items, _, _)) => items.push(node),
-            Some(Frame::Map(entries, key, _, _)) => match key.take() {
-                None => *key = Some(node),
+            Some(Frame::Map(entries, key, start, _)) => match key.take() {
+                None => {
+                    // The parser marks a block mapping where it finds the first `:`, after the
+                    // first key; the mapping starts at that key.
+                    if entries.is_empty() && (node.pos.line, node.pos.col) < (start.line, start.col)
+                    {
+                        *start = node.pos;
+                    }
+                    *key = Some(node);
+                }
                 Some(k) => entries.push((k, node)),
             },
         }
@@ -197,6 +205,20 @@ mod tests {
         assert_eq!(items[1].as_str(), Some("Path=/y"));
         assert_eq!(items[1].pos, Pos { line: 3, col: 5 });
         assert_eq!(items[0].pos.line, 2);
+    }
+
+    #[test]
+    fn mappings_start_at_their_first_key() {
+        let doc = parse("routes:\n  - id: r\n    uri: x\n  - {id: s}\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        let Value::Seq(items) = &entries[0].1.value else {
+            panic!()
+        };
+        assert_eq!(doc.pos, Pos { line: 1, col: 1 });
+        assert_eq!(items[0].pos, Pos { line: 2, col: 5 });
+        assert_eq!(items[1].pos, Pos { line: 4, col: 5 });
     }
 
     #[test]
