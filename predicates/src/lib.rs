@@ -91,6 +91,9 @@ pub fn builtins() -> Vec<Box<dyn PredicateFactory>> {
 
 /// Compiles `pattern` so that it must match a whole value, as Java's `String.matches` does.
 pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, ArgError> {
+    // The pattern must be valid on its own: wrapped, `a)|(b` would compile to a different
+    // regex, and `[a-` would be reported as the range `-)` instead of an unclosed class.
+    regex::Regex::new(pattern).map_err(|e| ArgError::new(regex_error(pattern, &e)))?;
     regex::Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| ArgError::new(regex_error(pattern, &e)))
 }
@@ -106,4 +109,18 @@ pub fn regex_error(pattern: &str, error: &regex::Error) -> String {
         .trim();
     let reason = reason.strip_prefix("error: ").unwrap_or(reason);
     format!("invalid regular expression `{pattern}`: {reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_match_regex;
+
+    #[test]
+    fn full_match_regex_checks_the_pattern_as_written() {
+        let re = full_match_regex("gree.").unwrap();
+        assert!(re.is_match("green") && !re.is_match("greenish"));
+        let e = full_match_regex("[a-").unwrap_err();
+        assert!(e.message.contains("unclosed character class"), "{e}");
+        assert!(full_match_regex("a)|(b").is_err());
+    }
 }
