@@ -205,15 +205,43 @@ impl Args {
     pub fn require(&self, name: &str) -> Result<&str, ArgError> {
         match self.get(name) {
             Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(ArgError::for_arg(
-                name,
-                format!(
-                    "is required; `{}` takes: {}",
-                    self.factory,
-                    self.known.borrow().join(", ")
-                ),
-            )),
+            Some(_) => Err(self.missing(name)),
+            // Most often the argument is there, misspelled: name what was written.
+            None => Err(self
+                .misspelling_of(name)
+                .unwrap_or_else(|| self.missing(name))),
         }
+    }
+
+    fn missing(&self, name: &str) -> ArgError {
+        ArgError::for_arg(
+            name,
+            format!(
+                "is required; `{}` takes: {}",
+                self.factory,
+                self.known.borrow().join(", ")
+            ),
+        )
+    }
+
+    /// The "no such argument" error for a given argument that no name matches and whose
+    /// closest known name is `name`.
+    fn misspelling_of(&self, name: &str) -> Option<ArgError> {
+        let known = self.known.borrow();
+        let is_known = |key: &str| known.iter().any(|k| canonical(k) == key);
+        let entry = self.entries.iter().find(|e| {
+            !is_known(&e.key)
+                && closest(&e.name, known.iter().map(String::as_str))
+                    .is_some_and(|k| canonical(k) == canonical(name))
+        })?;
+        Some(ArgError::for_arg(
+            &entry.name,
+            format!(
+                "`{}` has no such argument; did you mean `{name}`? it takes: {}",
+                self.factory,
+                known.join(", ")
+            ),
+        ))
     }
 
     /// All values of a list argument: every entry with that name, each split on commas,
@@ -305,13 +333,20 @@ impl Args {
             if !out.is_empty() {
                 out.push_str(", ");
             }
+            // The factory's own spelling, so that `include-request-params: true` and the
+            // shortcut form display alike.
+            let known = self.known.borrow();
+            let name = known
+                .iter()
+                .find(|k| canonical(k) == entry.key)
+                .map_or(entry.name.as_str(), String::as_str);
             let secret = ["password", "secret", "token", "credential"]
                 .iter()
                 .any(|s| entry.key.contains(s));
             let _ = match (secret, values.as_slice()) {
-                (true, _) => write!(out, "{}=******", entry.name),
-                (false, [one]) => write!(out, "{}={one}", entry.name),
-                (false, many) => write!(out, "{}=[{}]", entry.name, many.join(", ")),
+                (true, _) => write!(out, "{name}=******"),
+                (false, [one]) => write!(out, "{name}={one}"),
+                (false, many) => write!(out, "{name}=[{}]", many.join(", ")),
             };
         }
         out
@@ -450,6 +485,47 @@ mod tests {
         let e = a.finish().unwrap_err();
         assert_eq!(e.arg.as_deref(), Some("fallbak"));
         assert!(e.message.contains("it takes: name, fallbackUri"), "{e}");
+    }
+
+    #[test]
+    fn display_uses_the_factorys_names() {
+        let sc = Shortcut::Fields(&["status", "url", "includeRequestParams"]);
+        let short = Args::shortcut("RedirectTo", sc, s(&["302", "/x", "true"])).unwrap();
+        let long = Args::expanded(
+            "RedirectTo",
+            sc,
+            vec![
+                ("Status".into(), "302".into()),
+                ("url".into(), "/x".into()),
+                ("include-request-params".into(), "true".into()),
+            ],
+        );
+        assert_eq!(
+            short.display(),
+            "status=302, url=/x, includeRequestParams=true"
+        );
+        assert_eq!(long.display(), short.display());
+    }
+
+    #[test]
+    fn a_misspelled_required_argument_is_named() {
+        let a = Args::expanded(
+            "AddRequestHeader",
+            Shortcut::Fields(&["name", "value"]),
+            vec![("value".into(), "b".into()), ("nmae".into(), "X-A".into())],
+        );
+        let e = a.require("name").unwrap_err();
+        assert_eq!(e.arg.as_deref(), Some("nmae"), "{e}");
+        assert!(e.message.contains("did you mean `name`?"), "{e}");
+        // Nothing close to it: the plain "is required".
+        let a = Args::expanded(
+            "AddRequestHeader",
+            Shortcut::Fields(&["name", "value"]),
+            vec![],
+        );
+        let e = a.require("name").unwrap_err();
+        assert_eq!(e.arg.as_deref(), Some("name"));
+        assert!(e.message.starts_with("is required"), "{e}");
     }
 
     #[test]
