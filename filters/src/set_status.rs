@@ -40,6 +40,21 @@ pub fn parse_status(arg: &str, text: &str) -> Result<StatusCode, ArgError> {
             .map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not an HTTP status code")));
     }
     let wanted = text.to_ascii_uppercase().replace('-', "_");
+    // Spring's names that are not the reason phrase written in capitals.
+    const SPRING_NAMES: &[(&str, u16)] = &[
+        ("I_AM_A_TEAPOT", 418),
+        ("REQUESTED_RANGE_NOT_SATISFIABLE", 416),
+        ("CONTENT_TOO_LARGE", 413),
+        ("REQUEST_ENTITY_TOO_LARGE", 413),
+        ("REQUEST_URI_TOO_LONG", 414),
+        ("UNPROCESSABLE_CONTENT", 422),
+        ("MOVED_TEMPORARILY", 302),
+        ("BANDWIDTH_LIMIT_EXCEEDED", 509),
+    ];
+    if let Some((_, code)) = SPRING_NAMES.iter().find(|(name, _)| *name == wanted) {
+        return StatusCode::from_u16(*code)
+            .map_err(|_| ArgError::for_arg(arg, format!("`{text}` is not an HTTP status")));
+    }
     (100..600)
         .filter_map(|c| StatusCode::from_u16(c).ok())
         .find(|s| {
@@ -75,6 +90,12 @@ mod tests {
         assert_eq!(
             parse_status("s", "not_found").unwrap(),
             StatusCode::NOT_FOUND
+        );
+        assert_eq!(parse_status("s", "I_AM_A_TEAPOT").unwrap().as_u16(), 418);
+        assert_eq!(parse_status("s", "IM_A_TEAPOT").unwrap().as_u16(), 418);
+        assert_eq!(
+            parse_status("s", "REQUESTED_RANGE_NOT_SATISFIABLE").unwrap(),
+            StatusCode::RANGE_NOT_SATISFIABLE
         );
         assert!(parse_status("s", "NOPE").is_err());
         assert!(parse_status("s", "1000").is_err());
