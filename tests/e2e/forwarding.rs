@@ -1,0 +1,236 @@
+//! What the forwarder does to every request and response: hop-by-hop headers, X-Forwarded-*,
+//! the query string, path normalisation and the upstream Host.
+
+use http::StatusCode;
+
+use crate::support::*;
+
+const ONE_ROUTE: &str = r#"
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#;
+
+#[tokio::test]
+async fn hop_by_hop_request_headers_are_removed() {
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    // Written by hand: a client library would not send all of these.
+    let raw = "GET /fwd HTTP/1.1\r\n\
+               Host: gateway.example\r\n\
+               Connection: close, X-Hop-Named\r\n\
+               X-Hop-Named: secret\r\n\
+               Keep-Alive: timeout=5\r\n\
+               TE: trailers\r\n\
+               Trailer: X-Checksum\r\n\
+               Upgrade: websocket\r\n\
+               Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\
+               Proxy-Connection: keep-alive\r\n\
+               X-End-To-End: kept\r\n\
+               \r\n";
+    let resp = raw_request(gw.addr, raw).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let echo = resp.json();
+    let headers = echo["headers"].as_object().unwrap();
+    for name in [
+        "connection",
+        "x-hop-named",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    ] {
+        assert!(
+            !headers.contains_key(name),
+            "`{name}` reached the upstream: {echo}"
+        );
+    }
+    assert_eq!(resp.echoed("x-end-to-end"), ["kept"]);
+}
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_are_removed() {
+    let (origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    // The origin does send them.
+    let direct = get(origin.addr, "/hop").await;
+    assert_eq!(direct.header("x-hop-secret").as_deref(), Some("1"));
+    assert_eq!(
+        direct.header("proxy-authenticate").as_deref(),
+        Some("Basic")
+    );
+
+    let resp = get(gw.addr, "/hop").await;
+    assert_eq!(resp.status, StatusCode::OK);
+    for name in ["x-hop-secret", "keep-alive", "proxy-authenticate"] {
+        assert!(
+            resp.header(name).is_none(),
+            "`{name}` reached the client: {:?}",
+            resp.headers
+        );
+    }
+    assert!(
+        !resp
+            .header_all("connection")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().contains("x-hop-secret")),
+        "{:?}",
+        resp.headers
+    );
+    assert_eq!(resp.header_all("x-kept"), ["1"]);
+}
+
+#[tokio::test]
+async fn x_forwarded_headers_from_an_untrusted_peer() {
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    let resp = Req::get(gw.addr, "/xf")
+        .header("Host", "client.example:8443")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "spoofed.example")
+        .header("X-Forwarded-Port", "1")
+        .send()
+        .await;
+    // What the client claimed is replaced: the peer is not a trusted proxy.
+    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(resp.echoed("x-forwarded-proto"), ["http"]);
+    assert_eq!(resp.echoed("x-forwarded-host"), ["client.example:8443"]);
+    assert_eq!(resp.echoed("x-forwarded-port"), ["8443"]);
+
+    let resp = Req::get(gw.addr, "/xf")
+        .header("Host", "client.example")
+        .send()
+        .await;
+    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(resp.echoed("x-forwarded-host"), ["client.example"]);
+    assert_eq!(resp.echoed("x-forwarded-port"), ["80"]);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_a_trusted_proxy_is_appended() {
+    let (_origin, gw) = origin_and_gateway(
+        r#"
+server:
+  trusted-proxies: [127.0.0.1]
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#,
+    )
+    .await;
+    let resp = Req::get(gw.addr, "/xf")
+        .header("X-Forwarded-For", "203.0.113.9, 198.51.100.2")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await;
+    assert_eq!(
+        resp.echoed("x-forwarded-for"),
+        ["203.0.113.9, 198.51.100.2, 127.0.0.1"]
+    );
+    // What a trusted proxy says about the original request is kept.
+    assert_eq!(resp.echoed("x-forwarded-proto"), ["https"]);
+
+    let resp = get(gw.addr, "/xf").await;
+    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(resp.echoed("x-forwarded-proto"), ["http"]);
+}
+
+#[tokio::test]
+async fn query_string_is_forwarded_byte_for_byte() {
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    for pq in [
+        "/q?q=a%2Fb&x=%zz&empty=&flag",
+        "/q?a=b?c&d=%E2%82%AC&plus=a+b&semi=1;2&%41=%61",
+        "/q?",
+        "/q?&&",
+        "/q?x=%2e%2e%2F",
+    ] {
+        assert_eq!(get(gw.addr, pq).await.echoed_uri(), pq);
+    }
+}
+
+#[tokio::test]
+async fn paths_are_normalised_before_matching() {
+    let (_origin, gw) = origin_and_gateway(
+        r#"
+gateway:
+  routes:
+  - id: public
+    uri: http://${ORIGIN}
+    predicates:
+    - Path=/public/**
+"#,
+    )
+    .await;
+    // Dot segments are resolved first, so they cannot climb out of the route's prefix...
+    for path in [
+        "/public/../private",
+        "/public/%2e%2e/private",
+        "/public/%2E%2E/private/x",
+        "/public/./../private",
+    ] {
+        let resp = get(gw.addr, path).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            resp.text()
+        );
+        let normal = resp.json()["path"].as_str().unwrap().to_string();
+        assert!(normal.starts_with("/private"), "{path} -> {normal}");
+    }
+    // ...and what reaches the upstream is the normalised path.
+    assert_eq!(
+        get(gw.addr, "/public/./a/../b?x=/..").await.echoed_uri(),
+        "/public/b?x=/.."
+    );
+    assert_eq!(get(gw.addr, "//public//x").await.echoed_uri(), "/public/x");
+    assert_eq!(
+        get(gw.addr, "/private/../public/y").await.echoed_uri(),
+        "/public/y"
+    );
+    // An encoded slash is not a separator.
+    assert_eq!(
+        get(gw.addr, "/public/a%2F..%2Fb").await.echoed_uri(),
+        "/public/a%2F..%2Fb"
+    );
+}
+
+#[tokio::test]
+async fn upstream_host_is_the_uri_authority() {
+    let (origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    let resp = Req::get(gw.addr, "/h")
+        .header("Host", "public.example")
+        .send()
+        .await;
+    assert_eq!(resp.echoed("host"), [origin.addr.to_string()]);
+    let resp = get(gw.addr, "/h").await;
+    assert_eq!(resp.echoed("host"), [origin.addr.to_string()]);
+    assert_eq!(resp.echoed("x-forwarded-host"), [gw.addr.to_string()]);
+    assert_eq!(
+        resp.echoed("x-forwarded-port"),
+        [gw.addr.port().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn methods_and_bodies_pass_through() {
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let resp = Req::new(method.parse().unwrap(), gw.addr, "/b")
+            .header("Content-Type", "text/plain")
+            .body(format!("body of {method}"))
+            .send()
+            .await;
+        let echo = resp.json();
+        assert_eq!(echo["method"], method);
+        assert_eq!(echo["body"], format!("body of {method}"));
+        assert_eq!(resp.echoed("content-type"), ["text/plain"]);
+    }
+    // The upstream's status comes through as it is.
+    let resp = get(gw.addr, "/status/418").await;
+    assert_eq!(resp.status.as_u16(), 418);
+    assert_eq!(resp.echoed_uri(), "/status/418");
+}
