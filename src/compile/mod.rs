@@ -56,12 +56,45 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn error(&mut self, def_pos: crate::config::Pos, route: &str, message: String) {
+        // A default filter is compiled into every route: its mistake is reported once, with
+        // the first route it was found in, not once per route.
+        if self
+            .errors
+            .iter()
+            .any(|e| e.pos == def_pos && e.message == message)
+        {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.config.source.clone(),
             pos: def_pos,
             route: Some(route.to_string()),
             message,
         });
+    }
+
+    /// Checks the default filters on their own, for a config without routes (where no route
+    /// compiles them).
+    fn default_filters_alone(&mut self) {
+        let ctx = FilterContext::new("", &[]);
+        for f in &self.config.default_filters {
+            let message = match self.registry.filter(&f.name) {
+                Err(e) => e,
+                Ok(factory) => match args_of(f, factory.shortcut()).and_then(|args| {
+                    factory.build(&args, &ctx)?;
+                    args.finish()
+                }) {
+                    Ok(()) => continue,
+                    Err(e) => format!("`{}`: {e}", f.name),
+                },
+            };
+            self.errors.push(ConfigError {
+                file: self.config.source.clone(),
+                pos: f.pos,
+                route: None,
+                message,
+            });
+        }
     }
 
     fn route(&mut self, def: &RouteDef) -> Option<Route> {
@@ -201,6 +234,9 @@ pub fn compile(
         .filter(|r| r.enabled)
         .filter_map(|r| compiler.route(r).map(Arc::new))
         .collect();
+    if !config.routes.iter().any(|r| r.enabled) {
+        compiler.default_filters_alone();
+    }
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }

@@ -316,6 +316,29 @@ fn every_error_in_a_file_is_printed() {
 }
 
 #[test]
+fn a_bad_default_filter_is_reported_once_even_without_routes() {
+    // With routes: once, not once per route.
+    let (f, e) = check_fails(
+        "gateway:\n  default-filters:\n  - AddRequestHeadr=X-A, b\n  routes:\n  - id: r1\n    uri: http://127.0.0.1:9\n  - id: r2\n    uri: http://127.0.0.1:9\n  - id: r3\n    uri: no://op\n",
+    );
+    expect_error(
+        &f,
+        &e,
+        (3, 5),
+        Some("r1"),
+        &["unknown filter `AddRequestHeadr`"],
+    );
+    expect_count(&f, &e, 1);
+    // Without routes, still checked.
+    let (f, e) = check_fails(
+        "gateway:\n  default-filters:\n  - AddRequestHeadr=X-A, b\n  - StripPrefix=x\n",
+    );
+    expect_error(&f, &e, (3, 5), None, &["unknown filter `AddRequestHeadr`"]);
+    expect_error(&f, &e, (4, 5), None, &["`StripPrefix`", "`x`"]);
+    expect_count(&f, &e, 2);
+}
+
+#[test]
 fn the_repository_example_checks_and_prints_the_route_table() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.example.yaml");
     let out = run_weir(&["check", file], &[]);
