@@ -167,8 +167,24 @@ impl ForwarderInner {
                 }
             }
         }
-        if let Some(prefix) = stripped_prefix.and_then(|p| HeaderValue::from_str(&p).ok()) {
-            headers.insert("x-forwarded-prefix", prefix);
+        // Like the others: a prefix claimed by a peer that is not trusted is dropped; a trusted
+        // proxy's prefix is kept, with the one StripPrefix removed here after it.
+        let earlier = match headers.get("x-forwarded-prefix") {
+            Some(v) if trusted => v.to_str().ok().map(str::to_string),
+            _ => None,
+        };
+        let prefix = match (earlier, stripped_prefix) {
+            (Some(earlier), Some(ours)) => Some(format!("{}{ours}", earlier.trim_end_matches('/'))),
+            (Some(earlier), None) => Some(earlier),
+            (None, ours) => ours,
+        };
+        match prefix.and_then(|p| HeaderValue::from_str(&p).ok()) {
+            Some(prefix) => {
+                headers.insert("x-forwarded-prefix", prefix);
+            }
+            None => {
+                headers.remove("x-forwarded-prefix");
+            }
         }
         if !preserve_host {
             headers.insert(header::HOST, self.host.clone());

@@ -108,6 +108,40 @@ async fn x_forwarded_headers_from_an_untrusted_peer() {
 }
 
 #[tokio::test]
+async fn x_forwarded_prefix_from_an_untrusted_peer_is_not_forwarded() {
+    let (_origin, gw) = origin_and_gateway(
+        r#"
+gateway:
+  routes:
+  - id: strip
+    uri: http://${ORIGIN}
+    predicates:
+    - Path=/strip/**
+    filters:
+    - StripPrefix=1
+  - id: all
+    uri: http://${ORIGIN}
+"#,
+    )
+    .await;
+    // Only a prefix weir removed itself is reported upstream.
+    let resp = Req::get(gw.addr, "/plain")
+        .header("X-Forwarded-Prefix", "/admin")
+        .send()
+        .await;
+    assert!(
+        resp.echoed("x-forwarded-prefix").is_empty(),
+        "{}",
+        resp.text()
+    );
+    let resp = Req::get(gw.addr, "/strip/x")
+        .header("X-Forwarded-Prefix", "/admin")
+        .send()
+        .await;
+    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/strip"]);
+}
+
+#[tokio::test]
 async fn x_forwarded_for_from_a_trusted_proxy_is_appended() {
     let (_origin, gw) = origin_and_gateway(
         r#"
@@ -115,11 +149,29 @@ server:
   trusted-proxies: [127.0.0.1]
 gateway:
   routes:
+  - id: strip
+    uri: http://${ORIGIN}
+    predicates:
+    - Path=/strip/**
+    filters:
+    - StripPrefix=1
   - id: all
     uri: http://${ORIGIN}
 "#,
     )
     .await;
+    // A trusted proxy's prefix is kept, and one weir strips comes after it.
+    let resp = Req::get(gw.addr, "/xf")
+        .header("X-Forwarded-Prefix", "/outer")
+        .send()
+        .await;
+    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/outer"]);
+    let resp = Req::get(gw.addr, "/strip/x")
+        .header("X-Forwarded-Prefix", "/outer")
+        .send()
+        .await;
+    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/outer/strip"]);
+
     let resp = Req::get(gw.addr, "/xf")
         .header("X-Forwarded-For", "203.0.113.9, 198.51.100.2")
         .header("X-Forwarded-Proto", "https")
