@@ -51,7 +51,7 @@ struct Entry {
 pub struct Args {
     factory: String,
     entries: Vec<Entry>,
-    /// Every name a factory asked for, for "it takes: ..." messages.
+    /// Every name a factory asked for, for "the arguments are: ..." messages.
     known: RefCell<Vec<String>>,
 }
 
@@ -112,7 +112,7 @@ impl Args {
             Shortcut::Fields(names) => {
                 if values.len() > names.len() {
                     return Err(ArgError::new(format!(
-                        "`{factory}` takes at most {} argument{} ({}), but {} were given: {}",
+                        "takes at most {} argument{} ({}), but {} were given: {}",
                         names.len(),
                         if names.len() == 1 { "" } else { "s" },
                         if names.is_empty() {
@@ -217,8 +217,7 @@ impl Args {
         ArgError::for_arg(
             name,
             format!(
-                "is required; `{}` takes: {}",
-                self.factory,
+                "is required; the arguments are: {}",
                 self.known.borrow().join(", ")
             ),
         )
@@ -237,8 +236,7 @@ impl Args {
         Some(ArgError::for_arg(
             &entry.name,
             format!(
-                "`{}` has no such argument; did you mean `{name}`? it takes: {}",
-                self.factory,
+                "no such argument; did you mean `{name}`? the arguments are: {}",
                 known.join(", ")
             ),
         ))
@@ -300,8 +298,7 @@ impl Args {
                 Err(ArgError::for_arg(
                     &e.name,
                     format!(
-                        "`{}` has no such argument; {hint}it takes: {}",
-                        self.factory,
+                        "no such argument; {hint}the arguments are: {}",
                         if known.is_empty() {
                             "no arguments".to_string()
                         } else {
@@ -484,7 +481,10 @@ mod tests {
         assert_eq!(a.get("fallbackUri"), Some("forward:/x"));
         let e = a.finish().unwrap_err();
         assert_eq!(e.arg.as_deref(), Some("fallbak"));
-        assert!(e.message.contains("it takes: name, fallbackUri"), "{e}");
+        assert!(
+            e.message.contains("the arguments are: name, fallbackUri"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -186,6 +186,11 @@ impl ForwarderInner {
                 headers.remove("x-forwarded-prefix");
             }
         }
+        // RFC 7239 `Forwarded` is not produced by weir; one from a peer that is not trusted
+        // is a forgery waiting to be believed.
+        if !trusted {
+            headers.remove(header::FORWARDED);
+        }
         if !preserve_host {
             headers.insert(header::HOST, self.host.clone());
         }

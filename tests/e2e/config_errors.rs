@@ -123,14 +123,14 @@ fn wrong_argument_count_lists_the_arguments() {
         &e,
         (6, 7),
         Some("args"),
-        &["`Header` takes at most 2 arguments (header, regexp), but 3 were given"],
+        &["`Header`: takes at most 2 arguments (header, regexp), but 3 were given"],
     );
     expect_error(
         &f,
         &e,
         (8, 7),
         Some("args"),
-        &["`SetStatus` takes at most 1 argument (status), but 2 were given"],
+        &["`SetStatus`: takes at most 1 argument (status), but 2 were given"],
     );
 }
 
@@ -161,7 +161,7 @@ fn unknown_argument_name_in_expanded_form() {
         Some("expanded"),
         &[
             "argument `regex`",
-            "`Header` has no such argument; did you mean `regexp`?",
+            "`Header`: argument `regex`: no such argument; did you mean `regexp`?",
             "header, regexp",
         ],
     );

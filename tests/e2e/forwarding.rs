@@ -90,10 +90,15 @@ async fn x_forwarded_headers_from_an_untrusted_peer() {
         .header("X-Forwarded-Proto", "https")
         .header("X-Forwarded-Host", "spoofed.example")
         .header("X-Forwarded-Port", "1")
+        .header("Forwarded", "for=203.0.113.9;proto=https")
         .send()
         .await;
     // What the client claimed is replaced: the peer is not a trusted proxy.
     assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
+    assert!(
+        resp.echoed("forwarded").is_empty(),
+        "an untrusted Forwarded header is dropped"
+    );
     assert_eq!(resp.echoed("x-forwarded-proto"), ["http"]);
     assert_eq!(resp.echoed("x-forwarded-host"), ["client.example:8443"]);
     assert_eq!(resp.echoed("x-forwarded-port"), ["8443"]);
@@ -175,8 +180,10 @@ gateway:
     let resp = Req::get(gw.addr, "/xf")
         .header("X-Forwarded-For", "203.0.113.9, 198.51.100.2")
         .header("X-Forwarded-Proto", "https")
+        .header("Forwarded", "for=203.0.113.9")
         .send()
         .await;
+    assert_eq!(resp.echoed("forwarded"), ["for=203.0.113.9"]);
     assert_eq!(
         resp.echoed("x-forwarded-for"),
         ["203.0.113.9, 198.51.100.2, 127.0.0.1"]
