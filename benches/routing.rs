@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderValue, Method};
-use weir::compile::{build, Registry};
+use weir::compile::{build, Resources};
 use weir::config::Source;
-use weir::proxy::Upstream;
 use weir_predicates::{Captures, RequestView};
 
 /// A config of `n` routes mixing literal paths, `{var}` segments, `**`, Host and Header
@@ -48,13 +47,8 @@ fn selection(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_selection");
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     for n in [10usize, 1_000, 10_000] {
-        let snapshot = build(
-            &source(n),
-            &Registry::default(),
-            &|_| None,
-            &Upstream::default(),
-        )
-        .expect("bench config compiles");
+        let snapshot =
+            build(&source(n), &Resources::default(), &|_| None).expect("bench config compiles");
         // The last Header route: the worst case for a scan (nearly every route is tried).
         let last = (0..n).rev().find(|i| i % 4 == 3).expect("a header route");
         let expected = format!("r{last}");
@@ -91,12 +85,11 @@ fn compilation(c: &mut Criterion) {
     group.sample_size(10);
     for n in [1_000usize, 10_000] {
         let src = source(n);
-        let registry = Registry::default();
-        let upstream = Upstream::default();
+        let resources = Resources::default();
         group.bench_with_input(BenchmarkId::new("routes", n), &n, |b, _| {
             b.iter(|| {
                 black_box(
-                    build(&src, &registry, &|_| None, &upstream)
+                    build(&src, &resources, &|_| None)
                         .expect("compiles")
                         .table
                         .routes()

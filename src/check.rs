@@ -2,18 +2,17 @@
 
 use std::fmt::Write as _;
 
-use crate::compile::{build, Registry, Snapshot};
+use crate::compile::{build, Registry, Resources, Snapshot};
 use crate::config::{ConfigErrors, Source};
-use crate::proxy::Upstream;
 
 /// Loads and compiles `source` exactly as start-up and reload do. On success returns the
 /// printed table (warnings first); on failure every error.
 pub fn check(
     source: &Source,
-    registry: &Registry,
+    registry: Registry,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigErrors> {
-    let snapshot = build(source, registry, env, &Upstream::default())?;
+    let snapshot = build(source, &Resources::new(registry), env)?;
     let mut out = String::new();
     for warning in &snapshot.config.warnings {
         let _ = writeln!(out, "warning: {warning}");

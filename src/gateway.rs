@@ -1,5 +1,5 @@
 //! Running a gateway: the builder that custom factories are registered with, the shared state
-//! every request reads, and the listeners.
+//! every request reads, the listeners, and what reloads the config.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,25 +14,18 @@ use tokio::sync::watch;
 use weir_filters::{Body, FilterFactory};
 use weir_predicates::PredicateFactory;
 
-use crate::compile::{build, Registry, Snapshot};
+use crate::compile::{Registry, Resources, Snapshot};
 use crate::config::{ConfigErrors, Source};
 use crate::metrics::Metrics;
 use crate::proxy::normalize::normalize_path;
-use crate::proxy::{dispatch, random_u64, Conn, Upstream};
+use crate::proxy::{dispatch, random_u64, Conn};
+use crate::reload::{watch::FileWatch, Origin, Reloader};
 use crate::{admin, server};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The config has errors.
+    /// The config could not be read or has errors.
     #[error("{0}")]
     Config(ConfigErrors),
     /// A listener could not be bound.
@@ -45,7 +38,13 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The config file could not be watched.
+    #[error("cannot watch the config file for changes: {0}")]
+    Watch(#[from] notify::Error),
 }
+
+/// Looks up `${NAME}` placeholders.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// What every request reads: the current snapshot and the long-lived parts that outlive it.
 pub struct Shared {
@@ -53,10 +52,8 @@ pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Forwarding clients, kept across reloads.
-    pub upstream: Upstream,
-    /// The factories configs may name.
-    pub registry: Registry,
+    /// Factories, forwarding clients and filter state: kept across reloads.
+    pub resources: Resources,
     next_request_id: AtomicU64,
     unmatched: Arc<str>,
 }
@@ -101,19 +98,10 @@ impl Shared {
 /// ```
 pub struct GatewayBuilder {
     registry: Registry,
-    source: SourceSpec,
+    origin: Origin,
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     env: EnvLookup,
-}
-
-/// Looks up `${NAME}` placeholders.
-type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-enum SourceSpec {
-    Embedded,
-    File(std::path::PathBuf),
-    Text(Source),
 }
 
 /// The entry point of the library API.
@@ -124,10 +112,10 @@ impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             registry: Registry::default(),
-            source: SourceSpec::Embedded,
+            origin: Origin::Embedded,
             listen: None,
             admin_listen: None,
-            env: Box::new(|name| std::env::var(name).ok()),
+            env: Arc::new(|name| std::env::var(name).ok()),
         }
     }
 }
@@ -145,15 +133,15 @@ impl GatewayBuilder {
         self
     }
 
-    /// Runs the config file at `path`.
+    /// Runs the config file at `path`, and reloads it whenever it changes.
     pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.source = SourceSpec::File(path.into());
+        self.origin = Origin::File(path.into());
         self
     }
 
     /// Runs a config given as text; `name` stands for the file in messages.
     pub fn config_text(mut self, name: &str, text: &str) -> Self {
-        self.source = SourceSpec::Text(Source {
+        self.origin = Origin::Text(Source {
             name: Arc::from(name),
             text: text.to_string(),
         });
@@ -174,35 +162,31 @@ impl GatewayBuilder {
 
     /// Replaces the environment that `${NAME}` placeholders read.
     pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        self.env = Box::new(lookup);
+        self.env = Arc::new(lookup);
         self
     }
 
-    /// Loads and compiles the config, binds the listeners and starts serving in the
-    /// background.
+    /// Loads and compiles the config, binds the listeners, starts serving in the background
+    /// and, for a config file, starts watching it.
     pub async fn start(self) -> Result<RunningGateway, StartError> {
-        let source = match self.source {
-            SourceSpec::Embedded => Source::embedded(),
-            SourceSpec::Text(source) => source,
-            SourceSpec::File(path) => Source::read(&path).map_err(|source| StartError::Read {
-                path: path.display().to_string(),
-                source,
-            })?,
-        };
-        let upstream = Upstream::default();
-        let mut snapshot =
-            build(&source, &self.registry, &*self.env, &upstream).map_err(StartError::Config)?;
+        let resources = Resources::new(self.registry);
+        let (snapshot, sha256) = Reloader::load(
+            &self.origin,
+            &resources,
+            &*self.env,
+            self.listen,
+            self.admin_listen,
+        )
+        .map_err(StartError::Config)?;
         for warning in &snapshot.config.warnings {
             tracing::warn!("{warning}");
         }
-        if let Some(addr) = self.listen {
-            snapshot.config.server.listen = addr;
-        }
-        if let Some(addr) = self.admin_listen {
-            snapshot.config.admin.listen = addr;
-        }
         let config = snapshot.config.clone();
-        tracing::info!(source = %source.name, routes = snapshot.table.routes().len(), "config loaded");
+        tracing::info!(
+            source = %config.source,
+            routes = snapshot.table.routes().len(),
+            "config loaded"
+        );
 
         let bind = |what: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -211,31 +195,55 @@ impl GatewayBuilder {
         };
         let main = bind("main listener", config.server.listen).await?;
         let admin_listener = bind("admin listener", config.admin.listen).await?;
-        let listen_addr = main.local_addr().map_err(|source| StartError::Bind {
-            what: "main listener",
-            addr: config.server.listen,
-            source,
-        })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                what: "admin listener",
-                addr: config.admin.listen,
-                source,
-            })?;
+        let local = |listener: &TcpListener, what, addr| {
+            listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { what, addr, source })
+        };
+        let listen_addr = local(&main, "main listener", config.server.listen)?;
+        let admin_addr = local(&admin_listener, "admin listener", config.admin.listen)?;
 
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
-            upstream,
-            registry: self.registry,
+            resources,
             next_request_id: AtomicU64::new(random_u64() >> 16),
             unmatched: Arc::from("unmatched"),
         });
+        let reloader = Arc::new(Reloader::new(
+            shared.clone(),
+            self.origin.clone(),
+            self.env.clone(),
+            self.listen,
+            self.admin_listen,
+            sha256,
+        ));
+        let watch = match &self.origin {
+            Origin::File(path) => {
+                let reloader = reloader.clone();
+                Some(crate::reload::watch::watch_file(
+                    path,
+                    config.reload.debounce,
+                    move || {
+                        let reloader = reloader.clone();
+                        async move {
+                            let _ = reloader.reload("file changed").await;
+                        }
+                    },
+                )?)
+            }
+            _ => None,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        #[cfg(unix)]
+        tasks.push(tokio::spawn(reload_on_sighup(
+            reloader.clone(),
+            shutdown_rx.clone(),
+        )));
         tracing::info!(address = %listen_addr, "listening (gateway)");
         tracing::info!(address = %admin_addr, "listening (admin)");
-        let main_task = tokio::spawn(server::serve(
+        tasks.push(tokio::spawn(server::serve(
             main,
             {
                 let shared = shared.clone();
@@ -245,25 +253,50 @@ impl GatewayBuilder {
                 }
             },
             shutdown_rx.clone(),
-        ));
-        let admin_task = tokio::spawn(server::serve(
+        )));
+        tasks.push(tokio::spawn(server::serve(
             admin_listener,
             {
-                let shared = shared.clone();
+                let reloader = reloader.clone();
                 move |request, _| {
-                    let shared = shared.clone();
-                    async move { admin::handle(&shared, request).await }
+                    let reloader = reloader.clone();
+                    async move { admin::handle(&reloader, request).await }
                 }
             },
             shutdown_rx,
-        ));
+        )));
         Ok(RunningGateway {
             listen_addr,
             admin_addr,
-            shared,
+            reloader,
             shutdown: shutdown_tx,
-            tasks: vec![main_task, admin_task],
+            tasks,
+            _watch: watch,
         })
+    }
+}
+
+/// Reloads the config on every SIGHUP until shutdown.
+#[cfg(unix)]
+async fn reload_on_sighup(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with the admin API instead");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                let _ = reloader.reload("SIGHUP").await;
+            }
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
+        }
     }
 }
 
@@ -271,9 +304,10 @@ impl GatewayBuilder {
 pub struct RunningGateway {
     listen_addr: SocketAddr,
     admin_addr: SocketAddr,
-    shared: Arc<Shared>,
+    reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _watch: Option<FileWatch>,
 }
 
 impl RunningGateway {
@@ -289,7 +323,12 @@ impl RunningGateway {
 
     /// The shared state.
     pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        self.reloader.shared()
+    }
+
+    /// What reloads the config.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
     }
 
     /// Waits until the listeners stop.

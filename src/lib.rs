@@ -12,6 +12,7 @@ pub mod config;
 mod gateway;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 mod server;
 
 pub use gateway::{Gateway, GatewayBuilder, RunningGateway, Shared, StartError};

@@ -64,7 +64,7 @@ fn check(file: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match weir::check::check(&source, &Registry::default(), &|name| {
+    match weir::check::check(&source, Registry::default(), &|name| {
         std::env::var(name).ok()
     }) {
         Ok(table) => {

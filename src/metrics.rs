@@ -1,12 +1,14 @@
 //! weir's own Prometheus metrics, served on the admin listener's `/metrics`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -28,11 +30,26 @@ pub struct RouteLabels {
     pub route: Arc<str>,
 }
 
+/// Labels of `weir_config_reloads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
+    reloads: Family<ReloadLabels, Counter>,
+    last_reload_success: Gauge<f64, AtomicU64>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The method as a static label value.
@@ -68,11 +85,27 @@ impl Default for Metrics {
             "Time from receiving a request to sending its response headers, by route",
             duration.clone(),
         );
-        Self {
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "weir_config_reloads",
+            "Config reloads after start-up, by result",
+            reloads.clone(),
+        );
+        let last_reload_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "weir_config_last_reload_success_timestamp_seconds",
+            "When the running config was loaded (start-up or the last successful reload), in Unix seconds",
+            last_reload_success.clone(),
+        );
+        let metrics = Self {
             registry,
             requests,
             duration,
-        }
+            reloads,
+            last_reload_success,
+        };
+        metrics.last_reload_success.set(unix_now());
+        metrics
     }
 }
 
@@ -91,6 +124,21 @@ impl Metrics {
                 route: route.clone(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a successful reload and records its time.
+    pub fn reload_succeeded(&self) {
+        self.reloads
+            .get_or_create(&ReloadLabels { result: "success" })
+            .inc();
+        self.last_reload_success.set(unix_now());
+    }
+
+    /// Counts a failed reload.
+    pub fn reload_failed(&self) {
+        self.reloads
+            .get_or_create(&ReloadLabels { result: "failure" })
+            .inc();
     }
 
     /// Lets other parts of weir register their metrics.

@@ -22,6 +22,7 @@ mod error;
 mod exchange;
 mod header_op;
 mod service;
+mod state;
 mod template;
 
 pub mod add_request_header;
@@ -48,6 +49,7 @@ pub use chain::chain;
 pub use error::{error_response, ErrorBody};
 pub use exchange::Exchange;
 pub use service::HttpService;
+pub use state::{StateKey, StateStore};
 pub use template::Template;
 pub use weir_predicates::{parse_duration, ArgError, Args, Captures, Shortcut};
 
@@ -93,15 +95,44 @@ pub trait LayerFilter: Send + Sync + 'static {
 pub struct FilterContext<'a> {
     route_id: &'a str,
     variables: &'a [String],
+    state: &'a StateStore,
+    generation: u64,
 }
 
 impl<'a> FilterContext<'a> {
-    /// A context for route `route_id`, whose predicates capture `variables`.
-    pub fn new(route_id: &'a str, variables: &'a [String]) -> Self {
+    /// A context for route `route_id`, whose predicates capture `variables`. Stateful
+    /// filters keep their state in `state`; `generation` is the compile under way
+    /// ([`StateStore::begin`]).
+    pub fn new(
+        route_id: &'a str,
+        variables: &'a [String],
+        state: &'a StateStore,
+        generation: u64,
+    ) -> Self {
         Self {
             route_id,
             variables,
+            state,
+            generation,
         }
+    }
+
+    /// The long-lived state of the filter being built, created with `init` the first time.
+    ///
+    /// The state is keyed by the route id, the factory name and the arguments: after a reload
+    /// that changes none of them, the filter gets the same object back (a circuit breaker stays
+    /// open, a counter keeps counting); a changed argument starts fresh.
+    pub fn state<T: std::any::Any + Send + Sync>(
+        &self,
+        args: &Args,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let key = StateKey {
+            route: self.route_id.to_string(),
+            factory: args.factory().to_string(),
+            args: args.fingerprint(),
+        };
+        self.state.get_or_init(key, self.generation, init)
     }
 
     /// The id of the route being built.

@@ -310,6 +310,20 @@ impl Args {
         }
     }
 
+    /// A hash of the arguments (relaxed names and values, in order). Equal arguments give equal
+    /// fingerprints within one build of weir, which is how a stateful filter recognises itself
+    /// across a reload.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.factory.hash(&mut hasher);
+        for entry in &self.entries {
+            entry.key.hash(&mut hasher);
+            entry.value.hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
     /// The resolved arguments as `name=value` pairs, with list arguments gathered, for
     /// `weir check` and the admin API. Values of arguments whose name suggests a secret are
     /// masked.

@@ -1,13 +1,15 @@
-//! The admin API, on its own listener (loopback by default): SCG's actuator routes, health
-//! and Prometheus metrics.
+//! The admin API, on its own listener (loopback by default): SCG's actuator routes, the
+//! running config and its reloads, health and Prometheus metrics.
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 use weir_filters::{error_response, Body};
 
+use std::sync::Arc;
+
 use crate::compile::Route;
-use crate::gateway::Shared;
+use crate::reload::Reloader;
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     let mut response = Response::new(Body::full(value.to_string()));
@@ -35,11 +37,30 @@ fn route_json(route: &Route) -> Value {
 }
 
 /// Handles one admin request.
-pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(reloader: &Arc<Reloader>, request: Request<Incoming>) -> Response<Body> {
+    let shared = reloader.shared();
     let path = request.uri().path();
     let method = request.method();
     let snapshot = shared.snapshot.load();
     match (method, path) {
+        (&Method::GET, "/actuator/gateway/config") => json_response(
+            StatusCode::OK,
+            &serde_json::to_value(reloader.status()).unwrap_or_default(),
+        ),
+        (&Method::POST, "/actuator/gateway/refresh") => match reloader.reload("admin API").await {
+            Ok(status) => json_response(
+                StatusCode::OK,
+                &serde_json::to_value(status).unwrap_or_default(),
+            ),
+            Err(errors) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({
+                    "status": 422,
+                    "error": "config not reloaded; the previous config keeps serving",
+                    "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            ),
+        },
         (&Method::GET, "/actuator/health") => {
             json_response(StatusCode::OK, &json!({"status": "UP"}))
         }

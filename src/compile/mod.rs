@@ -8,7 +8,7 @@ mod table;
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use weir_filters::{Args, Filter, FilterContext, HttpService};
+use weir_filters::{Args, Filter, FilterContext, HttpService, StateStore};
 use weir_predicates::{ArgError, BuildContext, Shortcut, WeightGroups};
 
 pub use registry::Registry;
@@ -25,6 +25,31 @@ pub struct Snapshot {
     pub table: Arc<RouteTable>,
     /// The config it was compiled from.
     pub config: Config,
+    /// The compile that made it, as counted by [`StateStore::begin`].
+    pub generation: u64,
+}
+
+/// What outlives every snapshot: the factories configs may name, the forwarding clients (and
+/// their pooled connections), and the state of stateful filters.
+#[derive(Default)]
+pub struct Resources {
+    /// The predicate and filter factories.
+    pub registry: Registry,
+    /// The forwarding clients.
+    pub upstream: Upstream,
+    /// State that survives reloads.
+    pub state: StateStore,
+}
+
+impl Resources {
+    /// The built-in factories, or those of `registry`, with fresh clients and state.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            upstream: Upstream::default(),
+            state: StateStore::default(),
+        }
+    }
 }
 
 fn args_of(def: &FactoryDef, shortcut: Shortcut) -> Result<Args, ArgError> {
@@ -49,6 +74,8 @@ struct Compiler<'a> {
     config: &'a Config,
     registry: &'a Registry,
     upstream: &'a Upstream,
+    state: &'a StateStore,
+    generation: u64,
     table_cell: Arc<OnceLock<Weak<RouteTable>>>,
     weights: WeightGroups,
     errors: Vec<ConfigError>,
@@ -76,7 +103,7 @@ impl Compiler<'_> {
     /// Checks the default filters on their own, for a config without routes (where no route
     /// compiles them).
     fn default_filters_alone(&mut self) {
-        let ctx = FilterContext::new("", &[]);
+        let ctx = FilterContext::new("", &[], self.state, self.generation);
         for f in &self.config.default_filters {
             let message = match self.registry.filter(&f.name) {
                 Err(e) => e,
@@ -124,7 +151,7 @@ impl Compiler<'_> {
             }
         }
         let variables: Vec<String> = predicates.iter().flat_map(|p| p.variables()).collect();
-        let ctx = FilterContext::new(&def.id, &variables);
+        let ctx = FilterContext::new(&def.id, &variables, self.state, self.generation);
         let mut filters: Vec<Filter> = Vec::new();
         let mut filter_text = Vec::new();
         for f in merge_filters(&self.config.default_filters, &def.filters) {
@@ -200,12 +227,11 @@ impl Compiler<'_> {
 /// `weir check` and reload share. Returns every error of the file, in file order.
 pub fn build(
     source: &Source,
-    registry: &Registry,
+    resources: &Resources,
     env: &dyn Fn(&str) -> Option<String>,
-    upstream: &Upstream,
 ) -> Result<Snapshot, ConfigErrors> {
     let (config, mut errors) = config::load_partial(source, env);
-    match compile(&config, registry, upstream) {
+    match compile(&config, resources) {
         Ok(snapshot) if errors.is_empty() => return Ok(snapshot),
         Ok(_) => {}
         Err(more) => errors.extend(more.0),
@@ -215,15 +241,13 @@ pub fn build(
 }
 
 /// Compiles `config`. Returns every error found, each with file, line, column and route.
-pub fn compile(
-    config: &Config,
-    registry: &Registry,
-    upstream: &Upstream,
-) -> Result<Snapshot, ConfigErrors> {
+pub fn compile(config: &Config, resources: &Resources) -> Result<Snapshot, ConfigErrors> {
     let mut compiler = Compiler {
         config,
-        registry,
-        upstream,
+        registry: &resources.registry,
+        upstream: &resources.upstream,
+        state: &resources.state,
+        generation: resources.state.begin(),
         table_cell: Arc::new(OnceLock::new()),
         weights: WeightGroups::default(),
         errors: Vec::new(),
@@ -246,6 +270,7 @@ pub fn compile(
     Ok(Snapshot {
         table,
         config: config.clone(),
+        generation: compiler.generation,
     })
 }
 

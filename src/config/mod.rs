@@ -64,6 +64,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// The forwarding client.
     pub client: ClientSettings,
+    /// Hot reload.
+    pub reload: ReloadSettings,
     /// The routes in file order.
     pub routes: Vec<RouteDef>,
     /// Filters applied to every route.
@@ -95,6 +97,14 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// How long to wait for an upstream's response headers (default: no limit).
     pub response_timeout: Option<Duration>,
+}
+
+/// `reload:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadSettings {
+    /// How long the config file must stay quiet after a change before it is reloaded
+    /// (default 200 ms). Read at start-up.
+    pub debounce: Duration,
 }
 
 /// One route as written.
@@ -328,6 +338,9 @@ impl Loader<'_> {
                 connect_timeout: Duration::from_secs(5),
                 response_timeout: None,
             },
+            reload: ReloadSettings {
+                debounce: Duration::from_millis(200),
+            },
             routes: Vec::new(),
             default_filters: Vec::new(),
             warnings: Vec::new(),
@@ -343,8 +356,9 @@ impl Loader<'_> {
                 "spring" => self.spring(value, &mut config),
                 "server" => self.server(value, &mut config),
                 "admin" => self.admin(value, &mut config),
+                "reload" => self.reload(value, &mut config),
                 _ => {
-                    let hint = suggestion(k, &["gateway", "spring", "server", "admin"]);
+                    let hint = suggestion(k, &["gateway", "spring", "server", "admin", "reload"]);
                     self.warn(
                         key.pos,
                         format!("top-level key `{k}` is not used by weir and is ignored{hint}"),
@@ -462,6 +476,20 @@ impl Loader<'_> {
                 }
             } else {
                 self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port` and `trusted-proxies`"));
+            }
+        }
+    }
+
+    fn reload(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "reload") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "debounce") {
+                if let Some(d) = self.duration(value, "reload.debounce") {
+                    config.reload.debounce = d;
+                }
+            } else {
+                let hint = suggestion(k, &["debounce"]);
+                self.error(key.pos, format!("unknown key `{k}` in `reload`{hint}"));
             }
         }
     }

@@ -10,5 +10,6 @@ mod failures;
 mod filters;
 mod forwarding;
 mod predicates;
+mod reload;
 mod routing;
 mod streaming;

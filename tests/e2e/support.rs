@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -57,25 +58,40 @@ type OriginBody = BoxBody<Bytes, Infallible>;
 pub struct Origin {
     /// Where it listens.
     pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Origin {
+    /// How many requests have arrived so far (counted when their head is read).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts an origin server.
 pub async fn origin() -> Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
     let addr = listener.local_addr().expect("origin address");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let counter = counter.clone();
             tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    origin_handle(request)
+                });
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(origin_handle))
+                    .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
         }
     });
-    Origin { addr }
+    Origin { addr, requests }
 }
 
 async fn origin_handle(request: Request<Incoming>) -> Result<Response<OriginBody>, Infallible> {
