@@ -6,7 +6,9 @@
 #
 # The origin is nginx (one worker, access log off) answering a 6-byte body, so the
 # difference between the two rows is weir's cost. Prints requests/s, p50 and p99 for each,
-# and weir's peak RSS. Traffic goes only to 127.0.0.1; every wrk run is bounded in time.
+# and weir's peak RSS. A third round runs through weir while its config file is rewritten
+# every 100 ms: its errors column must say none. Traffic goes only to 127.0.0.1; every wrk run
+# is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,6 +71,10 @@ gateway:
       uri: http://127.0.0.1:$ORIGIN_PORT
       predicates:
         - Path=/**
+      filters:
+        - AddResponseHeader=X-Config-Version, 0
+reload:
+  debounce: 20ms
 CONF
 RUST_LOG=warn "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
@@ -102,6 +108,28 @@ wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
 
 read -r d_rps d_p50 d_p99 d_err < <(round "$ORIGIN_PORT")
 read -r w_rps w_p50 w_p99 w_err < <(round "$WEIR_PORT")
+
+# The same round while the config file is rewritten every 100 ms, alternating between two
+# valid configs: hot reload must not fail a single request.
+reload_loop() {
+  local i=0
+  while [ -e "$work/reloading" ]; do
+    i=$((i + 1))
+    sed "s/X-Config-Version, [0-9]*/X-Config-Version, $i/" "$work/routes.yaml" > "$work/routes.yaml.tmp"
+    mv "$work/routes.yaml.tmp" "$work/routes.yaml"
+    sleep 0.1
+  done
+  echo "$i" > "$work/reloads"
+}
+touch "$work/reloading"
+reload_loop &
+reload_pid=$!
+read -r r_rps r_p50 r_p99 r_err < <(round "$WEIR_PORT")
+rm -f "$work/reloading"
+wait "$reload_pid" 2>/dev/null || true
+reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
+# weir's own count: the config version (1 at start, +1 per successful reload).
+version=$(exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" && printf 'GET /actuator/gateway/config HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3 && grep -o '"version":[0-9]*' <&3 | cut -d: -f2)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
 
 echo
@@ -110,5 +138,7 @@ echo "wrk --latency -t$THREADS -c$CONNS -d$DURATION (origin: nginx, 1 worker)"
 printf '%-8s %12s %10s %10s  %s\n' target "requests/s" p50 p99 errors
 printf '%-8s %12s %10s %10s  %s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_err"
 printf '%-8s %12s %10s %10s  %s\n' weir "$w_rps" "$w_p50" "$w_p99" "$w_err"
+printf '%-8s %12s %10s %10s  %s\n' reload "$r_rps" "$r_p50" "$r_p99" "$r_err"
+echo "reload row: weir while its config was rewritten $reloads times (every 100 ms); config version at the end: $version"
 awk -v w="$w_rps" -v d="$d_rps" 'BEGIN { printf "weir/direct throughput: %.2f\n", w / d }'
 echo "weir peak RSS: $((peak_kib / 1024)) MiB ($peak_kib KiB)"

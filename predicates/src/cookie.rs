@@ -4,11 +4,9 @@
 //! - Cookie=chocolate, ch.p
 //! ```
 
-use regex::Regex;
-
 use crate::{
-    full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
-    RequestView, Shortcut,
+    ArgError, Args, BuildContext, Captures, FullMatch, Predicate, PredicateFactory, RequestView,
+    Shortcut,
 };
 
 /// Builds [`CookiePredicate`].
@@ -26,7 +24,7 @@ impl PredicateFactory for CookieFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let name = args.require("name")?.trim().to_string();
         let re = args.require("regexp")?;
-        let regexp = full_match_regex(re.trim()).map_err(|e| ArgError {
+        let regexp = FullMatch::new(re.trim()).map_err(|e| ArgError {
             arg: Some("regexp".into()),
             ..e
         })?;
@@ -38,7 +36,7 @@ impl PredicateFactory for CookieFactory {
 #[derive(Debug)]
 pub struct CookiePredicate {
     name: String,
-    regexp: Regex,
+    regexp: FullMatch,
 }
 
 impl Predicate for CookiePredicate {

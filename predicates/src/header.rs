@@ -8,11 +8,10 @@
 //! the regex in full.
 
 use http::HeaderName;
-use regex::Regex;
 
 use crate::{
-    full_match_regex, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
-    RequestView, Shortcut,
+    ArgError, Args, BuildContext, Captures, FullMatch, Predicate, PredicateFactory, RequestView,
+    Shortcut,
 };
 
 /// Builds [`HeaderPredicate`].
@@ -33,7 +32,7 @@ impl PredicateFactory for HeaderFactory {
             ArgError::for_arg("header", format!("`{name}` is not a valid header name"))
         })?;
         let regexp = match args.get("regexp").map(str::trim) {
-            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError {
+            Some(re) if !re.is_empty() => Some(FullMatch::new(re).map_err(|e| ArgError {
                 arg: Some("regexp".into()),
                 ..e
             })?),
@@ -47,7 +46,7 @@ impl PredicateFactory for HeaderFactory {
 #[derive(Debug)]
 pub struct HeaderPredicate {
     header: HeaderName,
-    regexp: Option<Regex>,
+    regexp: Option<FullMatch>,
 }
 
 impl Predicate for HeaderPredicate {

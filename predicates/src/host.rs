@@ -61,16 +61,31 @@ impl Predicate for HostPredicate {
     fn variables(&self) -> Vec<String> {
         self.patterns
             .iter()
-            .flat_map(|p| p.names.iter().map(|(n, _)| n.to_string()))
+            .flat_map(HostPattern::variables)
             .collect()
     }
 }
 
-/// One compiled host pattern.
+/// One label of a host pattern.
+#[derive(Debug)]
+enum Label {
+    /// Matches itself, ignoring ASCII case (stored lower-case).
+    Literal(String),
+    /// `*`: any one label.
+    Any,
+    /// `**`: any number of labels, none included.
+    AnyLabels,
+    /// `{name}`: any one label, captured.
+    Var(Arc<str>),
+    /// A label with `*`/`?` inside it or a `{name:regex}`: a full-match, case-insensitive
+    /// regex, and the variable it captures, if any.
+    Regex(Regex, Option<Arc<str>>),
+}
+
+/// One compiled host pattern. Literal labels, `*`, `**` and `{var}` match without a regex.
 #[derive(Debug)]
 pub struct HostPattern {
-    regex: Regex,
-    names: Vec<(Arc<str>, usize)>,
+    labels: Vec<Label>,
     with_port: bool,
 }
 
@@ -84,21 +99,20 @@ impl HostPattern {
             )
         };
         let with_port = pattern.contains(':') && !pattern.contains('{');
-        let labels: Vec<&str> = pattern.split('.').collect();
-        let mut re = String::from("(?i)^");
-        let mut vars = Vec::new();
-        for (i, label) in labels.iter().enumerate() {
-            let last = i + 1 == labels.len();
-            if *label == "**" {
-                re.push_str(if last {
-                    r"(?:\.[^.]+)*"
-                } else {
-                    r"(?:[^.]+\.)*"
-                });
-                continue;
+        let mut labels = Vec::new();
+        for label in pattern.split('.') {
+            if label.is_empty() {
+                return Err(bad("empty label"));
             }
-            if let Some(name) = label.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
-                let (name, var_re) = name.split_once(':').unwrap_or((name, "[^.]+"));
+            let parsed = if label == "**" {
+                Label::AnyLabels
+            } else if label == "*" {
+                Label::Any
+            } else if let Some(inner) = label.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
+                let (name, var_re) = match inner.split_once(':') {
+                    Some((n, re)) => (n, Some(re)),
+                    None => (inner, None),
+                };
                 if name.is_empty()
                     || !name
                         .chars()
@@ -106,71 +120,118 @@ impl HostPattern {
                 {
                     return Err(bad("a variable needs a name, as in `{sub}.example.org`"));
                 }
-                vars.push(Arc::<str>::from(name));
-                re.push_str(&format!("(?P<v{}>{var_re})", vars.len() - 1));
-            } else {
-                if label.is_empty() {
-                    return Err(bad("empty label"));
+                match var_re {
+                    None => Label::Var(Arc::from(name)),
+                    Some(re) => {
+                        let full = format!("(?i)^(?:{re})$");
+                        let regex =
+                            Regex::new(&full).map_err(|e| bad(&crate::regex_error(re, &e)))?;
+                        Label::Regex(regex, Some(Arc::from(name)))
+                    }
                 }
+            } else if label.contains(['{', '}']) {
+                return Err(bad(
+                    "a variable must be a whole label, as in `{sub}.example.org`",
+                ));
+            } else if label.contains(['*', '?']) {
+                let mut re = String::from("(?i)^");
                 for c in label.chars() {
                     match c {
                         '*' => re.push_str("[^.]*"),
                         '?' => re.push_str("[^.]"),
-                        '{' | '}' => {
-                            return Err(bad(
-                                "a variable must be a whole label, as in `{sub}.example.org`",
-                            ))
-                        }
                         c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
                     }
                 }
-            }
-            // A following `**` label supplies its own separators.
-            if !last && labels[i + 1] != "**" {
-                re.push_str(r"\.");
-            }
+                re.push('$');
+                let regex = Regex::new(&re).map_err(|e| bad(&crate::regex_error(label, &e)))?;
+                Label::Regex(regex, None)
+            } else {
+                Label::Literal(label.to_ascii_lowercase())
+            };
+            labels.push(parsed);
         }
-        re.push('$');
-        let regex = Regex::new(&re).map_err(|e| bad(&crate::regex_error(&re, &e)))?;
-        let names = vars
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let wanted = format!("v{i}");
-                let group = regex
-                    .capture_names()
-                    .position(|n| n == Some(wanted.as_str()))
-                    .unwrap_or(0);
-                (name, group)
-            })
-            .collect();
-        Ok(Self {
-            regex,
-            names,
-            with_port,
-        })
+        Ok(Self { labels, with_port })
     }
 
-    /// Whether `host` (possibly with `:port`) matches; captures variables on a match.
+    /// The names of the variables the pattern captures.
+    pub fn variables(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .filter_map(|l| match l {
+                Label::Var(n) | Label::Regex(_, Some(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `host` (possibly with `:port`) matches; captures variables on a match, and
+    /// leaves `captures` as it was otherwise.
     pub fn matches(&self, host: &str, captures: &mut Captures) -> bool {
         let host = if self.with_port {
             host
         } else {
             strip_port(host)
         };
-        if self.names.is_empty() {
-            return self.regex.is_match(host);
-        }
-        match self.regex.captures(host) {
-            Some(caps) => {
-                for (name, group) in &self.names {
-                    captures.insert(name, caps.get(*group).map_or("", |m| m.as_str()));
-                }
-                true
+        let mark = captures.len();
+        // Host names have a handful of labels: a small stack array avoids allocating.
+        let mut buf: [&str; 16] = [""; 16];
+        let mut n = 0;
+        for label in host.split('.') {
+            if n == buf.len() {
+                return false;
             }
-            None => false,
+            buf[n] = label;
+            n += 1;
+        }
+        if match_labels(&self.labels, &buf[..n], captures) {
+            true
+        } else {
+            captures.truncate(mark);
+            false
         }
     }
+}
+
+fn match_labels(pattern: &[Label], host: &[&str], captures: &mut Captures) -> bool {
+    let Some((first, rest)) = pattern.split_first() else {
+        return host.is_empty();
+    };
+    if let Label::AnyLabels = first {
+        // Zero or more labels: try the shortest first.
+        return (0..=host.len()).any(|skip| {
+            let mark = captures.len();
+            let ok = match_labels(rest, &host[skip..], captures);
+            if !ok {
+                captures.truncate(mark);
+            }
+            ok
+        });
+    }
+    let Some((label, host_rest)) = host.split_first() else {
+        return false;
+    };
+    let ok = match first {
+        Label::Literal(l) => l.eq_ignore_ascii_case(label),
+        Label::Any => !label.is_empty(),
+        Label::Var(name) => {
+            if label.is_empty() {
+                return false;
+            }
+            captures.insert(name, label);
+            true
+        }
+        Label::Regex(regex, name) => {
+            if !regex.is_match(label) {
+                return false;
+            }
+            if let Some(name) = name {
+                captures.insert(name, label);
+            }
+            true
+        }
+        Label::AnyLabels => unreachable!("handled above"),
+    };
+    ok && match_labels(rest, host_rest, captures)
 }
 
 /// `host` without a trailing `:port` (IPv6 literals keep their brackets).
@@ -213,5 +274,26 @@ mod tests {
         assert_eq!(c.get("sub"), Some("www"));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn globs_regex_variables_and_inner_double_star() {
+        assert!(m("api-*.example.org", "api-eu.example.org"));
+        assert!(!m("api-*.example.org", "web-eu.example.org"));
+        assert!(m("a?c.example.org", "abc.example.org"));
+        assert!(m("a.**.z", "a.b.c.z"));
+        assert!(m("a.**.z", "a.z"));
+        assert!(!m("a.**.z", "a.b.c"));
+        let p = HostPattern::parse("{region:eu|us}.example.org").unwrap();
+        let mut c = Captures::default();
+        assert!(p.matches("EU.example.org", &mut c));
+        assert_eq!(c.get("region"), Some("EU"));
+        let mut c = Captures::default();
+        assert!(!p.matches("asia.example.org", &mut c));
+        let p = HostPattern::parse("{sub}.{env}.example.org").unwrap();
+        assert!(!p.matches("a.b.example.com", &mut c));
+        assert!(c.is_empty(), "a failed match leaves no captures");
+        assert!(HostPattern::parse("a..b").is_err());
+        assert!(HostPattern::parse("x{sub}.org").is_err());
     }
 }

@@ -89,6 +89,39 @@ pub fn builtins() -> Vec<Box<dyn PredicateFactory>> {
     ]
 }
 
+/// A pattern that must match a whole value, as Java's `String.matches` does. A pattern without
+/// regex syntax is compared as a plain string: no regex is built for it, which keeps large
+/// configs fast to compile and matching cheap.
+#[derive(Debug, Clone)]
+pub enum FullMatch {
+    /// A plain string, compared exactly.
+    Literal(String),
+    /// A regex anchored at both ends.
+    Regex(regex::Regex),
+}
+
+impl FullMatch {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Result<Self, ArgError> {
+        const META: &[char] = &[
+            '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+        ];
+        if pattern.contains(META) {
+            full_match_regex(pattern).map(FullMatch::Regex)
+        } else {
+            Ok(FullMatch::Literal(pattern.to_string()))
+        }
+    }
+
+    /// Whether `value` matches in full.
+    pub fn is_match(&self, value: &str) -> bool {
+        match self {
+            FullMatch::Literal(l) => l == value,
+            FullMatch::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
 /// Compiles `pattern` so that it must match a whole value, as Java's `String.matches` does.
 pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, ArgError> {
     // The pattern must be valid on its own: wrapped, `a)|(b` would compile to a different

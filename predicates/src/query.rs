@@ -6,10 +6,8 @@
 //! Without a regex, the parameter's presence matches (an empty value counts). With one, any
 //! value of the parameter, percent-decoded, must match the regex in full.
 
-use regex::Regex;
-
 use crate::{
-    full_match_regex, percent, ArgError, Args, BuildContext, Captures, Predicate, PredicateFactory,
+    percent, ArgError, Args, BuildContext, Captures, FullMatch, Predicate, PredicateFactory,
     RequestView, Shortcut,
 };
 
@@ -28,7 +26,7 @@ impl PredicateFactory for QueryFactory {
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
         let param = args.require("param")?.trim().to_string();
         let regexp = match args.get("regexp").map(str::trim) {
-            Some(re) if !re.is_empty() => Some(full_match_regex(re).map_err(|e| ArgError {
+            Some(re) if !re.is_empty() => Some(FullMatch::new(re).map_err(|e| ArgError {
                 arg: Some("regexp".into()),
                 ..e
             })?),
@@ -42,7 +40,7 @@ impl PredicateFactory for QueryFactory {
 #[derive(Debug)]
 pub struct QueryPredicate {
     param: String,
-    regexp: Option<Regex>,
+    regexp: Option<FullMatch>,
 }
 
 impl Predicate for QueryPredicate {

@@ -231,7 +231,7 @@ pub fn build(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Snapshot, ConfigErrors> {
     let (config, mut errors) = config::load_partial(source, env);
-    match compile(&config, resources) {
+    match compile(config, resources) {
         Ok(snapshot) if errors.is_empty() => return Ok(snapshot),
         Ok(_) => {}
         Err(more) => errors.extend(more.0),
@@ -241,9 +241,9 @@ pub fn build(
 }
 
 /// Compiles `config`. Returns every error found, each with file, line, column and route.
-pub fn compile(config: &Config, resources: &Resources) -> Result<Snapshot, ConfigErrors> {
+pub fn compile(config: Config, resources: &Resources) -> Result<Snapshot, ConfigErrors> {
     let mut compiler = Compiler {
-        config,
+        config: &config,
         registry: &resources.registry,
         upstream: &resources.upstream,
         state: &resources.state,
@@ -264,13 +264,14 @@ pub fn compile(config: &Config, resources: &Resources) -> Result<Snapshot, Confi
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
+    let generation = compiler.generation;
     compiler.weights.finish();
     let table = Arc::new(RouteTable::new(routes));
     let _ = compiler.table_cell.set(Arc::downgrade(&table));
     Ok(Snapshot {
         table,
-        config: config.clone(),
-        generation: compiler.generation,
+        config,
+        generation,
     })
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod placeholders;
 mod yaml;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +200,7 @@ struct Loader<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     route: Option<String>,
     /// Every route id written so far, to report duplicates.
-    ids: Vec<String>,
+    ids: HashSet<String>,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
 }
@@ -536,7 +537,7 @@ impl Loader<'_> {
                         format!("route id `{id}` is used by an earlier route; ids must be unique"),
                     );
                 }
-                self.ids.push(id);
+                self.ids.insert(id);
             }
         }
         let mut route = RouteDef {
@@ -751,14 +752,13 @@ impl Loader<'_> {
 
     /// Gives every route without an id one (`route-N`, N its position).
     fn assign_ids(&mut self, routes: &mut [RouteDef]) {
-        let mut seen = self.ids.clone();
         for (i, route) in routes.iter_mut().enumerate() {
             if route.id.is_empty() {
                 let mut id = format!("route-{}", i + 1);
-                while seen.contains(&id) {
+                while self.ids.contains(&id) {
                     id.push('_');
                 }
-                seen.push(id.clone());
+                self.ids.insert(id.clone());
                 self.route = Some(id.clone());
                 self.warn(route.pos, format!("the route has no `id`; it is called `{id}`. Give it an id so that metrics, logs and state stay attached to it"));
                 route.id = id;
@@ -845,7 +845,7 @@ pub fn load_partial(
         file: source.name.clone(),
         env,
         route: None,
-        ids: Vec::new(),
+        ids: HashSet::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };

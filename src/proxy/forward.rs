@@ -25,8 +25,8 @@ use crate::compile::RouteTable;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The pooled client used to reach upstreams.
-pub type HttpClient = Client<Connector, Body>;
+/// The pooled client used to reach upstreams, shared by every route that uses it.
+pub type HttpClient = Arc<Client<Connector, Body>>;
 
 /// The forwarding clients, one per distinct connect timeout (almost always one). They are kept
 /// across reloads, and with them their pooled connections.
@@ -51,9 +51,11 @@ impl Upstream {
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(http);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .build(https)
+                Arc::new(
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .build(https),
+                )
             })
             .clone()
     }

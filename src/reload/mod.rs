@@ -214,7 +214,8 @@ impl Reloader {
     }
 
     fn swap(&self, snapshot: Snapshot, sha256: String, trigger: &'static str) -> ConfigStatus {
-        let old = self.shared.snapshot.load_full();
+        let previous = self.shared.snapshot.load_full();
+        let old = &previous;
         let mut restart_needed = Vec::new();
         if snapshot.config.server.listen != old.config.server.listen {
             restart_needed.push(format!(
@@ -228,6 +229,12 @@ impl Reloader {
                 old.config.admin.listen, snapshot.config.admin.listen, old.config.admin.listen
             ));
         }
+        if snapshot.config.reload.debounce != old.config.reload.debounce {
+            restart_needed.push(format!(
+                "reload.debounce: {:?} -> {:?} (the watch keeps its debounce until restarted)",
+                old.config.reload.debounce, snapshot.config.reload.debounce
+            ));
+        }
         for warning in &snapshot.config.warnings {
             tracing::warn!("{warning}");
         }
@@ -237,11 +244,16 @@ impl Reloader {
         let routes = snapshot.table.routes().len();
         let generation = snapshot.generation;
         let source = snapshot.config.source.to_string();
-        // Listeners cannot move: the running addresses stay in the served config.
+        // Settings read only at start-up keep their running values in the served config.
         let mut snapshot = snapshot;
         snapshot.config.server.listen = old.config.server.listen;
         snapshot.config.admin.listen = old.config.admin.listen;
-        self.shared.snapshot.store(Arc::new(snapshot));
+        snapshot.config.reload.debounce = old.config.reload.debounce;
+        let replaced = self.shared.snapshot.swap(Arc::new(snapshot));
+        drop(previous);
+        // Freeing a large table takes a while; the new one already serves, so do it aside.
+        // (Requests still running on the old table hold it until they finish.)
+        tokio::task::spawn_blocking(move || drop(replaced));
         self.shared.resources.state.retain(generation);
         self.shared.metrics.reload_succeeded();
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
