@@ -16,11 +16,13 @@ use weir_predicates::PredicateFactory;
 
 use crate::compile::{Registry, Resources, Snapshot};
 use crate::config::{ConfigErrors, Source};
-use crate::metrics::Metrics;
+use crate::metrics::{BreakerCollector, Metrics};
+use crate::proxy::balance::Resolver;
 use crate::proxy::normalize::normalize_path;
-use crate::proxy::{dispatch, random_u64, Conn};
+use crate::proxy::{dispatch, Conn};
 use crate::reload::{watch::FileWatch, Origin, Reloader};
 use crate::{admin, server};
+use weir_filters::random_u64;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,7 @@ impl Shared {
 /// ```
 pub struct GatewayBuilder {
     registry: Registry,
+    resolver: Option<Arc<dyn Resolver>>,
     origin: Origin,
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
@@ -112,6 +115,7 @@ impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             registry: Registry::default(),
+            resolver: None,
             origin: Origin::Embedded,
             listen: None,
             admin_listen: None,
@@ -130,6 +134,13 @@ impl GatewayBuilder {
     /// Registers a filter factory (replacing a built-in of the same name).
     pub fn filter(mut self, factory: impl FilterFactory) -> Self {
         self.registry.add_filter(factory);
+        self
+    }
+
+    /// Replaces the resolver of DNS services (`services.NAME.dns`), for example with one a test
+    /// controls.
+    pub fn resolver(mut self, resolver: impl Resolver + 'static) -> Self {
+        self.resolver = Some(Arc::new(resolver));
         self
     }
 
@@ -169,7 +180,10 @@ impl GatewayBuilder {
     /// Loads and compiles the config, binds the listeners, starts serving in the background
     /// and, for a config file, starts watching it.
     pub async fn start(self) -> Result<RunningGateway, StartError> {
-        let resources = Resources::new(self.registry);
+        let mut resources = Resources::new(self.registry);
+        if let Some(resolver) = self.resolver {
+            resources.resolver = resolver;
+        }
         let (snapshot, sha256) = Reloader::load(
             &self.origin,
             &resources,
@@ -203,9 +217,13 @@ impl GatewayBuilder {
         let listen_addr = local(&main, "main listener", config.server.listen)?;
         let admin_addr = local(&admin_listener, "admin listener", config.admin.listen)?;
 
+        let mut metrics = Metrics::default();
+        metrics
+            .registry_mut()
+            .register_collector(Box::new(BreakerCollector(resources.state.clone())));
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
-            metrics: Metrics::default(),
+            metrics,
             resources,
             next_request_id: AtomicU64::new(random_u64() >> 16),
             unmatched: Arc::from("unmatched"),

@@ -5,12 +5,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use weir_filters::circuit_breaker::breaker::Breaker;
+use weir_filters::StateStore;
 
 /// Labels of `weir_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,6 +56,54 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The circuit breakers' state and calls, read from the breakers at each scrape:
+/// `weir_circuit_breaker_state{name}` (0 closed, 1 open, 2 half-open) and
+/// `weir_circuit_breaker_calls_total{name,outcome}` (`successful`, `failed`, `slow`,
+/// `rejected`).
+#[derive(Debug)]
+pub struct BreakerCollector(pub Arc<StateStore>);
+
+impl Collector for BreakerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let breakers = self.0.values::<Breaker>();
+        if breakers.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "weir_circuit_breaker_state",
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (_, breaker) in &breakers {
+                let labels = [("name", breaker.name())];
+                ConstGauge::new(breaker.state().gauge()).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_circuit_breaker_calls",
+            "Calls through circuit breakers, by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (_, breaker) in &breakers {
+            let c = &breaker.counters;
+            for (outcome, value) in [
+                ("successful", &c.successful),
+                ("failed", &c.failed),
+                ("slow", &c.slow),
+                ("rejected", &c.rejected),
+            ] {
+                let labels = [("name", breaker.name()), ("outcome", outcome)];
+                ConstCounter::new(value.load(std::sync::atomic::Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The method as a static label value.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 
-use crate::{error_response, Body, Captures};
+use crate::{error_response, Balance, Body, Captures};
 
 /// One request on its way through a route's chain, with what the gateway knows about it.
 #[derive(Debug)]
@@ -29,6 +29,11 @@ pub struct Exchange {
     pub request_id: u64,
     /// How many times the request was dispatched through `forward:` routes.
     pub forwards: u8,
+    /// How a load-balanced route picks an instance (set by the `LoadBalancer` filter).
+    pub balance: Balance,
+    /// Instances already tried for this request (by a retry); the balancer avoids them while
+    /// others are healthy.
+    pub tried_instances: Vec<Arc<str>>,
 }
 
 impl Exchange {

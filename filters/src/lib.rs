@@ -21,19 +21,25 @@ mod chain;
 mod error;
 mod exchange;
 mod header_op;
+mod random;
+mod replay;
 mod service;
 mod state;
 mod template;
+mod upstream;
 
 pub mod add_request_header;
 pub mod add_request_parameter;
 pub mod add_response_header;
+pub mod circuit_breaker;
+pub mod load_balancer;
 pub mod prefix_path;
 pub mod preserve_host_header;
 pub mod redirect_to;
 pub mod remove_request_header;
 pub mod remove_request_parameter;
 pub mod remove_response_header;
+pub mod retry;
 pub mod rewrite_path;
 pub mod set_path;
 pub mod set_request_header;
@@ -48,10 +54,15 @@ pub use body::{Body, BoxError};
 pub use chain::chain;
 pub use error::{error_response, ErrorBody};
 pub use exchange::Exchange;
+pub use random::{random_below, random_u64};
+pub use replay::{read_replayable, Replay};
 pub use service::HttpService;
 pub use state::{StateKey, StateStore};
 pub use template::Template;
-pub use weir_predicates::{parse_duration, ArgError, Args, Captures, Shortcut};
+pub use upstream::{
+    fallback_service, Balance, Strategy, UpstreamFailure, UpstreamInstance, Upstreams,
+};
+pub use weir_predicates::{parse_duration, parse_size, ArgError, Args, Captures, Shortcut};
 
 /// A compiled filter.
 #[derive(Clone)]
@@ -97,24 +108,49 @@ pub struct FilterContext<'a> {
     variables: &'a [String],
     state: &'a StateStore,
     generation: u64,
+    upstreams: &'a dyn Upstreams,
 }
 
 impl<'a> FilterContext<'a> {
     /// A context for route `route_id`, whose predicates capture `variables`. Stateful
     /// filters keep their state in `state`; `generation` is the compile under way
-    /// ([`StateStore::begin`]).
+    /// ([`StateStore::begin`]); `upstreams` reaches other routes and uris.
     pub fn new(
         route_id: &'a str,
         variables: &'a [String],
         state: &'a StateStore,
         generation: u64,
+        upstreams: &'a dyn Upstreams,
     ) -> Self {
         Self {
             route_id,
             variables,
             state,
             generation,
+            upstreams,
         }
+    }
+
+    /// Reaches other routes (`forward:/path`) and uris, for fallbacks.
+    pub fn upstreams(&self) -> &dyn Upstreams {
+        self.upstreams
+    }
+
+    /// Like [`FilterContext::state`], but shared by every route that names the same `name`
+    /// with the same arguments (a circuit breaker named `backend` on two routes is one
+    /// breaker).
+    pub fn named_state<T: std::any::Any + Send + Sync>(
+        &self,
+        name: &str,
+        args: &Args,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let key = StateKey {
+            route: String::new(),
+            factory: format!("{}:{name}", args.factory()),
+            args: args.fingerprint(),
+        };
+        self.state.get_or_init(key, self.generation, init)
     }
 
     /// The long-lived state of the filter being built, created with `init` the first time.
@@ -169,12 +205,15 @@ pub fn builtins() -> Vec<Box<dyn FilterFactory>> {
         Box::new(add_request_header::AddRequestHeaderFactory),
         Box::new(add_request_parameter::AddRequestParameterFactory),
         Box::new(add_response_header::AddResponseHeaderFactory),
+        Box::new(circuit_breaker::CircuitBreakerFactory),
+        Box::new(load_balancer::LoadBalancerFactory),
         Box::new(prefix_path::PrefixPathFactory),
         Box::new(preserve_host_header::PreserveHostHeaderFactory),
         Box::new(redirect_to::RedirectToFactory),
         Box::new(remove_request_header::RemoveRequestHeaderFactory),
         Box::new(remove_request_parameter::RemoveRequestParameterFactory),
         Box::new(remove_response_header::RemoveResponseHeaderFactory),
+        Box::new(retry::RetryFactory),
         Box::new(rewrite_path::RewritePathFactory),
         Box::new(set_path::SetPathFactory),
         Box::new(set_request_header::SetRequestHeaderFactory),

@@ -35,6 +35,18 @@ where
     }
 }
 
+struct FnService<F>(F);
+
+impl<F, Fut> Erased for FnService<F>
+where
+    F: Fn(Exchange) -> Fut + Send + Sync,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    fn call(&self, exchange: Exchange) -> BoxFuture {
+        Box::pin((self.0)(exchange))
+    }
+}
+
 /// A route's chain, or any part of it: a type-erased tower service from [`Exchange`] to a
 /// response.
 ///
@@ -57,6 +69,15 @@ impl HttpService {
         S::Future: Send,
     {
         Self(Arc::new(service))
+    }
+
+    /// A service from an async function, for layers written as plain code.
+    pub fn from_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Exchange) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Self(Arc::new(FnService(f)))
     }
 
     /// Wraps `inner` in a tower layer and erases the result.

@@ -34,6 +34,14 @@ pub struct StateStore {
     generation: AtomicU64,
 }
 
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 impl StateStore {
     /// Starts a generation (one compile); returns its number.
     pub fn begin(&self) -> u64 {
@@ -69,6 +77,21 @@ impl StateStore {
     pub fn retain(&self, generation: u64) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|_, slot| slot.generation >= generation);
+    }
+
+    /// Every kept state of type `T`, with its key.
+    pub fn values<T: Any + Send + Sync>(&self) -> Vec<(StateKey, Arc<T>)> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .filter_map(|(key, slot)| {
+                slot.value
+                    .clone()
+                    .downcast::<T>()
+                    .ok()
+                    .map(|v| (key.clone(), v))
+            })
+            .collect()
     }
 
     /// How many states are kept.

@@ -285,6 +285,16 @@ impl Args {
         }
     }
 
+    /// A size argument such as `64KiB`, `1MB` or `4096` (bytes).
+    pub fn size(&self, name: &str) -> Result<Option<usize>, ArgError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => parse_size(v)
+                .map(Some)
+                .map_err(|e| ArgError::for_arg(name, e)),
+        }
+    }
+
     /// Fails when an argument was given that the factory never read: a misspelled name, or
     /// one the factory does not take.
     pub fn finish(&self) -> Result<(), ArgError> {
@@ -388,6 +398,23 @@ fn levenshtein(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Parses a size: a number of bytes (`4096`), or a number with a unit. As in Spring's
+/// `DataSize`, `KB`, `MB` and `GB` are powers of 1024, and so are `KiB`, `MiB` and `GiB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let expected = || format!("expected a size such as `64KiB`, `1MB` or `4096`, found `{text}`");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let number: usize = t[..split].parse().map_err(|_| expected())?;
+    let unit = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(expected()),
+    };
+    number.checked_mul(unit).ok_or_else(expected)
 }
 
 /// Parses a duration written `250ms`, `10s`, `5m`, `1h30m` or `2d`. A bare number is rejected
@@ -563,5 +590,15 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("1MB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert!(parse_size("1.5MB").is_err());
+        assert!(parse_size("lots").is_err());
     }
 }

@@ -31,7 +31,7 @@ pub mod query;
 pub mod remote_addr;
 pub mod weight;
 
-pub use args::{closest, parse_duration, Args, Shortcut};
+pub use args::{closest, parse_duration, parse_size, Args, Shortcut};
 pub use context::{BuildContext, WeightGroup, WeightGroups};
 pub use error::ArgError;
 pub use request::{Captures, RequestView};

@@ -8,6 +8,8 @@ use weir_filters::{error_response, Body};
 
 use std::sync::Arc;
 
+use weir_filters::circuit_breaker::breaker::{Breaker, Window};
+
 use crate::compile::Route;
 use crate::reload::Reloader;
 
@@ -19,6 +21,35 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// A circuit breaker's state, counters and settings.
+fn breaker_json(breaker: &Breaker) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &breaker.counters;
+    let s = breaker.settings();
+    json!({
+        "name": breaker.name(),
+        "state": breaker.state().name(),
+        "calls": {
+            "successful": c.successful.load(Relaxed),
+            "failed": c.failed.load(Relaxed),
+            "slow": c.slow.load(Relaxed),
+            "rejected": c.rejected.load(Relaxed),
+        },
+        "settings": {
+            "sliding_window": match s.window {
+                Window::Count(n) => format!("count {n}"),
+                Window::Time(n) => format!("time {n}s"),
+            },
+            "minimum_number_of_calls": s.minimum_calls,
+            "failure_rate_threshold": s.failure_rate_threshold,
+            "wait_duration_in_open_state_ms": s.wait_in_open.as_millis() as u64,
+            "permitted_number_of_calls_in_half_open_state": s.half_open_calls,
+            "slow_call_duration_threshold_ms": s.slow_call_duration.map(|d| d.as_millis() as u64),
+            "slow_call_rate_threshold": s.slow_call_rate_threshold,
+        },
+    })
 }
 
 /// A route in SCG's actuator shape.
@@ -43,6 +74,32 @@ pub async fn handle(reloader: &Arc<Reloader>, request: Request<Incoming>) -> Res
     let method = request.method();
     let snapshot = shared.snapshot.load();
     match (method, path) {
+        (&Method::GET, "/actuator/gateway/circuitbreakers") => {
+            let mut breakers: Vec<Value> = shared
+                .resources
+                .state
+                .values::<Breaker>()
+                .iter()
+                .map(|(_, b)| breaker_json(b))
+                .collect();
+            breakers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            json_response(StatusCode::OK, &Value::Array(breakers))
+        }
+        (&Method::GET, "/actuator/gateway/services") => {
+            let services: Vec<Value> = shared
+                .resources
+                .services()
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name(),
+                        "dns": s.def.dns.as_ref().map(|d| format!("{}:{}", d.host, d.port)),
+                        "instances": s.status(),
+                    })
+                })
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(services))
+        }
         (&Method::GET, "/actuator/gateway/config") => json_response(
             StatusCode::OK,
             &serde_json::to_value(reloader.status()).unwrap_or_default(),

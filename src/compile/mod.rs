@@ -14,10 +14,14 @@ use weir_predicates::{ArgError, BuildContext, Shortcut, WeightGroups};
 pub use registry::Registry;
 pub use table::{Route, RouteTable};
 
+use crate::config::ServiceDef;
 use crate::config::{
     self, Config, ConfigError, ConfigErrors, FactoryDef, RawArgs, RouteDef, RouteUri, Source,
 };
-use crate::proxy::{ForwardTo, Forwarder, NoOp, Upstream};
+use crate::proxy::balance::{Endpoint, Resolver, Service, SystemResolver};
+use crate::proxy::{ForwardTo, Forwarder, NoOp, Target, Upstream};
+use std::collections::HashMap;
+use weir_filters::{StateKey, Upstreams};
 
 /// A compiled config: everything a request needs, swapped in as one piece.
 pub struct Snapshot {
@@ -31,24 +35,69 @@ pub struct Snapshot {
 
 /// What outlives every snapshot: the factories configs may name, the forwarding clients (and
 /// their pooled connections), and the state of stateful filters.
-#[derive(Default)]
 pub struct Resources {
     /// The predicate and filter factories.
     pub registry: Registry,
     /// The forwarding clients.
     pub upstream: Upstream,
-    /// State that survives reloads.
-    pub state: StateStore,
+    /// State that survives reloads: filters' state, and services.
+    pub state: Arc<StateStore>,
+    /// Resolves the names of DNS services.
+    pub resolver: Arc<dyn Resolver>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self::new(Registry::default())
+    }
 }
 
 impl Resources {
-    /// The built-in factories, or those of `registry`, with fresh clients and state.
+    /// The factories of `registry`, with fresh clients and state, and the system resolver.
     pub fn new(registry: Registry) -> Self {
         Self {
             registry,
             upstream: Upstream::default(),
-            state: StateStore::default(),
+            state: Arc::new(StateStore::default()),
+            resolver: Arc::new(SystemResolver),
         }
+    }
+
+    /// Every service in use, by name.
+    pub fn services(&self) -> Vec<Arc<Service>> {
+        let mut services: Vec<Arc<Service>> = self
+            .state
+            .values::<Arc<Service>>()
+            .into_iter()
+            .map(|(_, s)| (*s).clone())
+            .collect();
+        services.sort_by(|a, b| a.name().cmp(b.name()));
+        services
+    }
+}
+
+/// What filters reach through [`Upstreams`] while a config compiles: other routes of the table
+/// being built, and uris.
+struct CompileUpstreams<'a> {
+    config: &'a Config,
+    upstream: &'a Upstream,
+    table_cell: &'a Arc<OnceLock<Weak<RouteTable>>>,
+}
+
+impl Upstreams for CompileUpstreams<'_> {
+    fn forward(&self, path: &str) -> HttpService {
+        HttpService::new(ForwardTo::new(path, self.table_cell.clone()))
+    }
+
+    fn uri(&self, uri: &str) -> Result<HttpService, String> {
+        let (tls, authority) = config::parse_instance_uri(uri)
+            .map_err(|e| format!("{e}; a fallback is `forward:/path` or `http(s)://host:port`"))?;
+        Ok(HttpService::new(Forwarder::new(
+            self.upstream.client(self.config.client.connect_timeout),
+            Target::Fixed(Arc::new(Endpoint::new(tls, authority))),
+            self.config.client.response_timeout,
+            self.config.server.trusted_proxies.clone(),
+        )))
     }
 }
 
@@ -74,6 +123,7 @@ struct Compiler<'a> {
     config: &'a Config,
     registry: &'a Registry,
     upstream: &'a Upstream,
+    services: HashMap<String, Arc<Service>>,
     state: &'a StateStore,
     generation: u64,
     table_cell: Arc<OnceLock<Weak<RouteTable>>>,
@@ -103,7 +153,12 @@ impl Compiler<'_> {
     /// Checks the default filters on their own, for a config without routes (where no route
     /// compiles them).
     fn default_filters_alone(&mut self) {
-        let ctx = FilterContext::new("", &[], self.state, self.generation);
+        let upstreams = CompileUpstreams {
+            config: self.config,
+            upstream: self.upstream,
+            table_cell: &self.table_cell,
+        };
+        let ctx = FilterContext::new("", &[], self.state, self.generation, &upstreams);
         for f in &self.config.default_filters {
             let message = match self.registry.filter(&f.name) {
                 Err(e) => e,
@@ -151,7 +206,13 @@ impl Compiler<'_> {
             }
         }
         let variables: Vec<String> = predicates.iter().flat_map(|p| p.variables()).collect();
-        let ctx = FilterContext::new(&def.id, &variables, self.state, self.generation);
+        let table_cell = self.table_cell.clone();
+        let upstreams = CompileUpstreams {
+            config: self.config,
+            upstream: self.upstream,
+            table_cell: &table_cell,
+        };
+        let ctx = FilterContext::new(&def.id, &variables, self.state, self.generation, &upstreams);
         let mut filters: Vec<Filter> = Vec::new();
         let mut filter_text = Vec::new();
         for f in merge_filters(&self.config.default_filters, &def.filters) {
@@ -176,36 +237,45 @@ impl Compiler<'_> {
             }
         }
         let id: Arc<str> = Arc::from(def.id.as_str());
+        let connect = def
+            .metadata
+            .connect_timeout
+            .unwrap_or(self.config.client.connect_timeout);
+        let response = match def.metadata.response_timeout {
+            Some(per_route) => per_route,
+            None => self.config.client.response_timeout,
+        };
         let inner = match &def.uri {
-            RouteUri::Http { tls, authority } => {
-                let connect = def
-                    .metadata
-                    .connect_timeout
-                    .unwrap_or(self.config.client.connect_timeout);
-                let response = match def.metadata.response_timeout {
-                    Some(per_route) => per_route,
-                    None => self.config.client.response_timeout,
-                };
-                HttpService::new(Forwarder::new(
+            RouteUri::Http { tls, authority } => HttpService::new(Forwarder::new(
+                self.upstream.client(connect),
+                Target::Fixed(Arc::new(Endpoint::new(*tls, authority.clone()))),
+                response,
+                self.config.server.trusted_proxies.clone(),
+            )),
+            RouteUri::Lb(name) => match self.services.get(name) {
+                Some(service) => HttpService::new(Forwarder::new(
                     self.upstream.client(connect),
-                    *tls,
-                    authority.clone(),
+                    Target::Balanced(service.clone()),
                     response,
                     self.config.server.trusted_proxies.clone(),
-                ))
-            }
+                )),
+                None => {
+                    let hint =
+                        weir_predicates::closest(name, self.services.keys().map(String::as_str))
+                            .map(|c| format!("did you mean `lb://{c}`? "))
+                            .unwrap_or_default();
+                    self.error(
+                        def.pos,
+                        &def.id,
+                        format!("`lb://{name}`: no service `{name}` is defined; {hint}define it under `services:` with its `instances` or `dns`"),
+                    );
+                    HttpService::new(NoOp)
+                }
+            },
             RouteUri::Forward(path) => {
                 HttpService::new(ForwardTo::new(path, self.table_cell.clone()))
             }
             RouteUri::NoOp => HttpService::new(NoOp),
-            RouteUri::Lb(name) => {
-                self.error(
-                    def.pos,
-                    &def.id,
-                    format!("`lb://{name}`: no service `{name}` is defined; use an `http://host:port` uri until services are configured"),
-                );
-                HttpService::new(NoOp)
-            }
         };
         if self.errors.len() > errors_before {
             return None;
@@ -221,6 +291,29 @@ impl Compiler<'_> {
             metadata: def.metadata.all.clone(),
         })
     }
+}
+
+/// The running service for `def`: the one from the previous config when its definition did not
+/// change (with its positions and ejections), else a new one.
+fn service(
+    def: &ServiceDef,
+    resources: &Resources,
+    config: &Config,
+    generation: u64,
+) -> Arc<Service> {
+    let key = StateKey {
+        route: String::new(),
+        factory: format!("service:{}", def.name),
+        args: def.fingerprint(),
+    };
+    let kept = resources.state.get_or_init(key, generation, || {
+        Service::start(
+            def.clone(),
+            resources.upstream.client(config.client.connect_timeout),
+            resources.resolver.clone(),
+        )
+    });
+    (*kept).clone()
 }
 
 /// Loads and compiles `source`: the one path from text to a snapshot that start-up,
@@ -242,12 +335,24 @@ pub fn build(
 
 /// Compiles `config`. Returns every error found, each with file, line, column and route.
 pub fn compile(config: Config, resources: &Resources) -> Result<Snapshot, ConfigErrors> {
+    let generation = resources.state.begin();
+    let services = config
+        .services
+        .iter()
+        .map(|def| {
+            (
+                def.name.clone(),
+                service(def, resources, &config, generation),
+            )
+        })
+        .collect();
     let mut compiler = Compiler {
         config: &config,
         registry: &resources.registry,
         upstream: &resources.upstream,
+        services,
         state: &resources.state,
-        generation: resources.state.begin(),
+        generation,
         table_cell: Arc::new(OnceLock::new()),
         weights: WeightGroups::default(),
         errors: Vec::new(),

@@ -6,6 +6,7 @@
 
 mod error;
 mod placeholders;
+mod services;
 mod yaml;
 
 use std::collections::HashSet;
@@ -18,6 +19,9 @@ use ipnet::IpNet;
 use weir_predicates::parse_duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use services::{
+    parse_instance_uri, ActiveHealth, DnsDef, InstanceDef, PassiveHealth, ServiceDef,
+};
 pub use yaml::Pos;
 use yaml::{Node, Value};
 
@@ -67,6 +71,8 @@ pub struct Config {
     pub client: ClientSettings,
     /// Hot reload.
     pub reload: ReloadSettings,
+    /// The services behind `lb://` routes.
+    pub services: Vec<ServiceDef>,
     /// The routes in file order.
     pub routes: Vec<RouteDef>,
     /// Filters applied to every route.
@@ -342,6 +348,7 @@ impl Loader<'_> {
             reload: ReloadSettings {
                 debounce: Duration::from_millis(200),
             },
+            services: Vec::new(),
             routes: Vec::new(),
             default_filters: Vec::new(),
             warnings: Vec::new(),
@@ -358,8 +365,12 @@ impl Loader<'_> {
                 "server" => self.server(value, &mut config),
                 "admin" => self.admin(value, &mut config),
                 "reload" => self.reload(value, &mut config),
+                "services" => self.services(value, &mut config),
                 _ => {
-                    let hint = suggestion(k, &["gateway", "spring", "server", "admin", "reload"]);
+                    let hint = suggestion(
+                        k,
+                        &["gateway", "spring", "server", "admin", "reload", "services"],
+                    );
                     self.warn(
                         key.pos,
                         format!("top-level key `{k}` is not used by weir and is ignored{hint}"),

@@ -10,15 +10,16 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use tower::Service;
-use weir_filters::{Body, Exchange};
+use weir_filters::{Body, Exchange, UpstreamFailure, UpstreamInstance};
 
+use super::balance::{Endpoint, Service as BalancedService};
 use super::headers::remove_hop_by_hop;
 use super::{dispatch, Conn};
 use crate::compile::RouteTable;
@@ -61,6 +62,14 @@ impl Upstream {
     }
 }
 
+/// Where a forwarder sends requests.
+pub enum Target {
+    /// Always the same upstream (`http://host:port`).
+    Fixed(Arc<Endpoint>),
+    /// An instance of a service, picked per request (`lb://NAME`).
+    Balanced(Arc<BalancedService>),
+}
+
 /// Sends the exchange to one upstream and streams its response back.
 #[derive(Clone)]
 pub struct Forwarder {
@@ -69,31 +78,23 @@ pub struct Forwarder {
 
 struct ForwarderInner {
     client: HttpClient,
-    scheme: Scheme,
-    authority: Authority,
-    host: HeaderValue,
+    target: Target,
     response_timeout: Option<Duration>,
     trusted_proxies: Vec<IpNet>,
 }
 
 impl Forwarder {
-    /// A forwarder to `authority` over http or https (`tls`).
+    /// A forwarder to `target`.
     pub fn new(
         client: HttpClient,
-        tls: bool,
-        authority: Authority,
+        target: Target,
         response_timeout: Option<Duration>,
         trusted_proxies: Vec<IpNet>,
     ) -> Self {
-        let host = HeaderValue::from_str(authority.as_str())
-            .expect("an authority is a valid header value");
-        let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
         Self {
             inner: Arc::new(ForwarderInner {
                 client,
-                scheme,
-                authority,
-                host,
+                target,
                 response_timeout,
                 trusted_proxies,
             }),
@@ -115,8 +116,8 @@ fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl ForwarderInner {
-    /// Turns the exchange's request into the upstream request.
-    fn upstream_request(&self, exchange: Exchange) -> http::Request<Body> {
+    /// Turns the exchange's request into the upstream request for `endpoint`.
+    fn upstream_request(&self, exchange: Exchange, endpoint: &Endpoint) -> http::Request<Body> {
         let Exchange {
             mut request,
             client,
@@ -194,7 +195,7 @@ impl ForwarderInner {
             headers.remove(header::FORWARDED);
         }
         if !preserve_host {
-            headers.insert(header::HOST, self.host.clone());
+            headers.insert(header::HOST, endpoint.host.clone());
         }
 
         let pq = request
@@ -203,8 +204,8 @@ impl ForwarderInner {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
+        parts.scheme = Some(endpoint.scheme.clone());
+        parts.authority = Some(endpoint.authority.clone());
         parts.path_and_query = Some(pq);
         *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a uri");
         *request.version_mut() = Version::HTTP_11;
@@ -223,55 +224,109 @@ impl Service<Exchange> for Forwarder {
 
     fn call(&mut self, exchange: Exchange) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let route = exchange.route_id.clone();
-            let request_id = exchange.request_id;
-            let path = exchange.path().to_string();
-            let request = inner.upstream_request(exchange);
-            let sent = inner.client.request(request);
-            let result = match inner.response_timeout {
-                Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
-                None => Ok(sent.await),
-            };
-            let fail = |status: StatusCode, message: &str| {
-                weir_filters::error_response(status, message, &path, Some(&route), request_id)
-            };
-            let response = match result {
-                Ok(Ok(response)) => {
-                    let (mut parts, body) = response.into_parts();
-                    remove_hop_by_hop(&mut parts.headers);
-                    Response::from_parts(parts, Body::Incoming(body))
+        Box::pin(async move { Ok(inner.forward(exchange).await) })
+    }
+}
+
+impl ForwarderInner {
+    async fn forward(&self, exchange: Exchange) -> Response<Body> {
+        let route = exchange.route_id.clone();
+        let request_id = exchange.request_id;
+        // Kept for an error body; a cheap reference-counted copy.
+        let pq = exchange.request.uri().path_and_query().cloned();
+        let fail = |status: StatusCode, message: &str, failure: UpstreamFailure| {
+            let path = pq.as_ref().map_or("/", |pq| pq.path());
+            let mut response =
+                weir_filters::error_response(status, message, path, Some(&route), request_id);
+            response.extensions_mut().insert(failure);
+            response
+        };
+        let (endpoint, balanced) = match &self.target {
+            Target::Fixed(endpoint) => (endpoint.clone(), None),
+            Target::Balanced(service) => {
+                match service.pick(exchange.balance.strategy, &exchange.tried_instances) {
+                    Some((instance, in_flight)) => (
+                        instance.endpoint.clone(),
+                        Some((service, instance, in_flight)),
+                    ),
+                    None => {
+                        let (status, message) = if exchange.balance.use404 {
+                            (
+                                StatusCode::NOT_FOUND,
+                                format!("no instance of service `{}` is available", service.name()),
+                            )
+                        } else {
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!(
+                                    "no healthy instance of service `{}` is available",
+                                    service.name()
+                                ),
+                            )
+                        };
+                        tracing::warn!(route = %route, service = %service.name(), status = status.as_u16(), "no healthy instance");
+                        return fail(status, &message, UpstreamFailure::Connect);
+                    }
                 }
-                Ok(Err(err)) => {
-                    let (status, message) = if err.is_connect() && is_timeout(&err) {
-                        (
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "connecting to the upstream timed out",
-                        )
-                    } else if err.is_connect() {
-                        (StatusCode::BAD_GATEWAY, "the upstream could not be reached")
-                    } else {
-                        (
-                            StatusCode::BAD_GATEWAY,
-                            "the upstream closed the connection before responding",
-                        )
-                    };
-                    tracing::warn!(route = %route, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = status.as_u16(), "upstream request failed");
-                    fail(status, message)
-                }
-                Err(limit) => {
-                    tracing::warn!(route = %route, request_id = format_args!("{request_id:016x}"), timeout_ms = limit.as_millis() as u64, status = 504, "upstream response timed out");
-                    fail(
+            }
+        };
+        let request = self.upstream_request(exchange, &endpoint);
+        let sent = self.client.request(request);
+        let result = match self.response_timeout {
+            Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
+            None => Ok(sent.await),
+        };
+        let mut response = match result {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::Incoming(body))
+            }
+            Ok(Err(err)) => {
+                let (status, message, failure) = if err.is_connect() && is_timeout(&err) {
+                    (
                         StatusCode::GATEWAY_TIMEOUT,
-                        &format!(
-                            "the upstream did not respond within {} ms",
-                            limit.as_millis()
-                        ),
+                        "connecting to the upstream timed out",
+                        UpstreamFailure::Timeout,
                     )
-                }
-            };
-            Ok(response)
-        })
+                } else if err.is_connect() {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream could not be reached",
+                        UpstreamFailure::Connect,
+                    )
+                } else {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream closed the connection before responding",
+                        UpstreamFailure::Closed,
+                    )
+                };
+                tracing::warn!(route = %route, upstream = %endpoint.key, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = status.as_u16(), "upstream request failed");
+                fail(status, message, failure)
+            }
+            Err(limit) => {
+                tracing::warn!(route = %route, upstream = %endpoint.key, request_id = format_args!("{request_id:016x}"), timeout_ms = limit.as_millis() as u64, status = 504, "upstream response timed out");
+                let message = format!(
+                    "the upstream did not respond within {} ms",
+                    limit.as_millis()
+                );
+                fail(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &message,
+                    UpstreamFailure::Timeout,
+                )
+            }
+        };
+        if let Some((service, instance, _in_flight)) = &balanced {
+            let failed = response.extensions().get::<UpstreamFailure>().is_some()
+                || response.status().is_server_error();
+            service.report(instance, failed);
+            response
+                .extensions_mut()
+                .insert(UpstreamInstance(instance.endpoint.key.clone()));
+        }
+        response
     }
 }
 

@@ -1,10 +1,10 @@
 //! The request path: normalise, find the route in the snapshot, run its chain.
 
+pub mod balance;
 mod forward;
 pub mod headers;
 pub mod normalize;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use http::{header, Request, Response, StatusCode};
 use weir_filters::{error_response, Body, Exchange};
 use weir_predicates::{Captures, RequestView};
 
-pub use forward::{ForwardTo, Forwarder, NoOp, Upstream};
+pub use forward::{ForwardTo, Forwarder, NoOp, Target, Upstream};
 
 use crate::compile::RouteTable;
 
@@ -23,27 +23,6 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
-}
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new({
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x5eed);
-        h.finish() | 1
-    });
-}
-
-/// A fast random number (xorshift64*, seeded per thread), for per-request draws.
-pub fn random_u64() -> u64 {
-    RNG.with(|rng| {
-        let mut x = rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        rng.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    })
 }
 
 /// The host a request asked for: the `Host` header, or the URI authority (HTTP/2).
@@ -83,7 +62,7 @@ pub async fn dispatch(
             headers: request.headers(),
             host: request_host(&request),
             remote: conn.peer,
-            seed: random_u64(),
+            seed: weir_filters::random_u64(),
         };
         table.find(&view, &mut vars).cloned()
     };
@@ -112,6 +91,8 @@ pub async fn dispatch(
         stripped_prefix: None,
         request_id,
         forwards,
+        balance: Default::default(),
+        tried_instances: Vec::new(),
     };
     (route.service.handle(exchange).await, Some(route.id.clone()))
 }

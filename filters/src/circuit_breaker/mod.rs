@@ -1,0 +1,305 @@
+//! `CircuitBreaker`: stops calling an upstream that keeps failing, and answers with a fallback
+//! or 503 until it recovers.
+//!
+//! ```yaml
+//! - CircuitBreaker=backend, forward:/fallback
+//! - name: CircuitBreaker
+//!   args:
+//!     name: backend                       # breakers are keyed by name (default: the route id)
+//!     fallback-uri: forward:/fallback     # or http(s)://host:port; default: answer 503
+//!     status-codes: [500, BAD_GATEWAY]    # upstream statuses that count as failures
+//!     sliding-window-type: count          # or time
+//!     sliding-window-size: 100            # calls, or seconds for a time window
+//!     minimum-number-of-calls: 100
+//!     failure-rate-threshold: 50          # percent
+//!     wait-duration-in-open-state: 60s
+//!     permitted-number-of-calls-in-half-open-state: 10
+//!     slow-call-duration-threshold: 2s    # default: no call is slow
+//!     slow-call-rate-threshold: 100       # percent
+//!     time-limit: 5s                      # default: none (SCG's 1 s default is not copied)
+//! ```
+//! A call fails when the upstream cannot be reached or times out (weir's 502/504), when it
+//! answers one of `status-codes`, or when it exceeds `time-limit` (then 504). While the breaker
+//! is open, requests are answered without touching the upstream: 503, or the fallback. The
+//! fallback request carries SCG's `Execution-Exception-Type` and
+//! `Execution-Exception-Message` headers. The breaker's state machine is in [`breaker`].
+
+pub mod breaker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::set_status::parse_status;
+use crate::{
+    fallback_service, read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext,
+    FilterFactory, HttpService, LayerFilter, Replay, Shortcut, UpstreamFailure,
+};
+use breaker::{Breaker, Permit, Settings, Window};
+
+/// Builds [`CircuitBreaker`].
+pub struct CircuitBreakerFactory;
+
+impl FilterFactory for CircuitBreakerFactory {
+    fn name(&self) -> &'static str {
+        "CircuitBreaker"
+    }
+
+    fn shortcut(&self) -> Shortcut {
+        Shortcut::Fields(&["name", "fallbackUri"])
+    }
+
+    fn build(&self, args: &Args, ctx: &FilterContext<'_>) -> Result<Filter, ArgError> {
+        let name = match args.get("name").map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => ctx.route_id().to_string(),
+        };
+        let fallback = match args
+            .get("fallbackUri")
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None => None,
+            Some(uri) => Some(
+                fallback_service(ctx.upstreams(), uri)
+                    .map_err(|e| ArgError::for_arg("fallbackUri", e))?,
+            ),
+        };
+        let status_codes = args
+            .list("statusCodes")
+            .into_iter()
+            .map(|s| parse_status("statusCodes", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let size = args
+            .parse::<u32>("slidingWindowSize", "a whole number")?
+            .unwrap_or(100)
+            .max(1);
+        let window = match args
+            .get("slidingWindowType")
+            .map(|t| t.trim().to_ascii_lowercase())
+        {
+            None => Window::Count(size),
+            Some(t) if t == "count" || t == "count_based" || t == "count-based" => {
+                Window::Count(size)
+            }
+            Some(t) if t == "time" || t == "time_based" || t == "time-based" => Window::Time(size),
+            Some(t) => {
+                return Err(ArgError::for_arg(
+                    "slidingWindowType",
+                    format!("`{t}` is not a window type; write `count` or `time`"),
+                ))
+            }
+        };
+        let percent = |arg: &str, default: f64| -> Result<f64, ArgError> {
+            let v = args
+                .parse::<f64>(arg, "a percentage from 0 to 100")?
+                .unwrap_or(default);
+            if (0.0..=100.0).contains(&v) && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(ArgError::for_arg(
+                    arg,
+                    format!("must be more than 0 and at most 100, found {v}"),
+                ))
+            }
+        };
+        let settings = Settings {
+            window,
+            minimum_calls: args
+                .parse::<u32>("minimumNumberOfCalls", "a whole number")?
+                .unwrap_or(100),
+            failure_rate_threshold: percent("failureRateThreshold", 50.0)?,
+            wait_in_open: args
+                .duration("waitDurationInOpenState")?
+                .unwrap_or(Duration::from_secs(60)),
+            half_open_calls: args
+                .parse::<u32>("permittedNumberOfCallsInHalfOpenState", "a whole number")?
+                .unwrap_or(10)
+                .max(1),
+            slow_call_duration: args.duration("slowCallDurationThreshold")?,
+            slow_call_rate_threshold: percent("slowCallRateThreshold", 100.0)?,
+        };
+        let time_limit = args.duration("timeLimit")?;
+        let max_replay_body = args.size("maxReplayBody")?.unwrap_or(64 * 1024);
+        let breaker = ctx.named_state(&name, args, || Breaker::new(&name, settings));
+        Ok(Filter::Layer(Arc::new(CircuitBreaker {
+            inner: Arc::new(Inner {
+                breaker,
+                fallback,
+                status_codes,
+                time_limit,
+                max_replay_body,
+            }),
+        })))
+    }
+}
+
+/// The layer: asks the breaker before each call and tells it how the call went.
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    breaker: Arc<Breaker>,
+    fallback: Option<HttpService>,
+    status_codes: Vec<StatusCode>,
+    time_limit: Option<Duration>,
+    max_replay_body: usize,
+}
+
+impl LayerFilter for CircuitBreaker {
+    fn layer(&self, next: HttpService) -> HttpService {
+        let inner = self.inner.clone();
+        HttpService::from_fn(move |exchange| {
+            let inner = inner.clone();
+            let next = next.clone();
+            async move { inner.run(exchange, &next).await }
+        })
+    }
+}
+
+/// Returns an unreported permit when dropped (the client went away mid-call).
+struct PermitGuard<'a> {
+    breaker: &'a Breaker,
+    permit: Option<Permit>,
+}
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.cancel(permit);
+        }
+    }
+}
+
+/// Why the fallback is used, in SCG's exception names.
+fn reason(failure: Option<UpstreamFailure>, status: StatusCode) -> (&'static str, String) {
+    match failure {
+        Some(UpstreamFailure::Timeout) => (
+            "java.util.concurrent.TimeoutException",
+            "the upstream timed out".into(),
+        ),
+        Some(UpstreamFailure::Connect) => (
+            "java.net.ConnectException",
+            "the upstream could not be reached".into(),
+        ),
+        Some(UpstreamFailure::Closed) => (
+            "reactor.netty.http.client.PrematureCloseException",
+            "the upstream closed the connection before responding".into(),
+        ),
+        None => (
+            "org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException",
+            format!("the upstream answered {}", status.as_u16()),
+        ),
+    }
+}
+
+impl Inner {
+    async fn run(&self, mut exchange: Exchange, next: &HttpService) -> Response<Body> {
+        let Some(permit) = self.breaker.try_acquire() else {
+            let message = format!("circuit breaker `{}` is open", self.breaker.name());
+            return match &self.fallback {
+                Some(fallback) => {
+                    Self::to_fallback(
+                        fallback,
+                        exchange,
+                        "io.github.resilience4j.circuitbreaker.CallNotPermittedException",
+                        &message,
+                    )
+                    .await
+                }
+                None => exchange.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Upstream service is temporarily unavailable",
+                ),
+            };
+        };
+        let mut guard = PermitGuard {
+            breaker: &self.breaker,
+            permit: Some(permit),
+        };
+        // With a fallback, keep the request (when its body is small enough) to send it there too.
+        let (call, template) = match &self.fallback {
+            None => (exchange, None),
+            Some(_) => match read_replayable(
+                std::mem::take(exchange.request.body_mut()),
+                self.max_replay_body,
+            )
+            .await
+            {
+                Replay::Kept(body) => (exchange.replay(body.clone()), Some((exchange, body))),
+                Replay::TooLarge(body) => {
+                    *exchange.request.body_mut() = body;
+                    (exchange, None)
+                }
+                Replay::Failed => {
+                    return exchange.error(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    )
+                }
+            },
+        };
+        let started = Instant::now();
+        let response = match self.time_limit {
+            None => next.handle(call).await,
+            Some(limit) => {
+                let (path, route, id) = (
+                    call.path().to_string(),
+                    call.route_id.clone(),
+                    call.request_id,
+                );
+                match tokio::time::timeout(limit, next.handle(call)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        let message = format!(
+                            "the upstream did not respond within the time limit of {} ms",
+                            limit.as_millis()
+                        );
+                        let mut error = crate::error_response(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            &message,
+                            &path,
+                            Some(&route),
+                            id,
+                        );
+                        error.extensions_mut().insert(UpstreamFailure::Timeout);
+                        error
+                    }
+                }
+            }
+        };
+        let failure = response.extensions().get::<UpstreamFailure>().copied();
+        let failed = failure.is_some() || self.status_codes.contains(&response.status());
+        if let Some(permit) = guard.permit.take() {
+            self.breaker
+                .record(permit, self.breaker.outcome(failed, started.elapsed()));
+        }
+        match (&self.fallback, template) {
+            (Some(fallback), Some((template, body))) if failed => {
+                let (kind, message) = reason(failure, response.status());
+                drop(response);
+                Self::to_fallback(fallback, template.replay(body), kind, &message).await
+            }
+            _ => response,
+        }
+    }
+
+    async fn to_fallback(
+        fallback: &HttpService,
+        mut exchange: Exchange,
+        kind: &str,
+        message: &str,
+    ) -> Response<Body> {
+        let headers = exchange.request.headers_mut();
+        headers.insert(
+            "execution-exception-type",
+            HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("unknown")),
+        );
+        if let Ok(value) = HeaderValue::from_str(message) {
+            headers.insert("execution-exception-message", value);
+        }
+        fallback.handle(exchange).await
+    }
+}

@@ -1,0 +1,322 @@
+//! `Retry`: sends a request again when the upstream fails or answers with a retryable status.
+//!
+//! ```yaml
+//! - Retry=3, BAD_GATEWAY, GET, 10ms, 500ms, 2, false
+//! - name: Retry
+//!   args:
+//!     retries: 3
+//!     series: SERVER_ERROR          # 5xx (default); or statuses: [502, 503]
+//!     methods: GET                  # default GET only; POST is retried only when listed
+//!     exceptions: connect, timeout  # upstream failures that are retried (default both)
+//!     backoff: { firstBackoff: 10ms, maxBackoff: 500ms, factor: 2, basedOnPreviousValue: true }
+//!     jitter: { randomFactor: 0.5 }
+//!     timeout: 2s                   # per attempt
+//!     max-replay-body: 64KiB        # larger bodies are streamed once, never retried
+//! ```
+//! A retry re-runs every filter after `Retry` in the chain. Behind `lb://`, a retry goes to
+//! another instance when there is one. A request body is kept for replay only up to
+//! `max-replay-body`; a larger one is streamed to the upstream and not retried.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Response, StatusCode};
+
+use crate::set_status::parse_status;
+use crate::{
+    read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext, FilterFactory,
+    HttpService, LayerFilter, Replay, Shortcut, UpstreamFailure, UpstreamInstance,
+};
+
+/// Builds [`Retry`].
+pub struct RetryFactory;
+
+/// Which upstream failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exception {
+    /// Could not connect, or the connection closed before a response.
+    Connect,
+    /// Connecting or the response took too long.
+    Timeout,
+}
+
+/// The retry policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    retries: u32,
+    statuses: Vec<StatusCode>,
+    series: Vec<u16>,
+    methods: Vec<Method>,
+    exceptions: Vec<Exception>,
+    first_backoff: Option<Duration>,
+    max_backoff: Option<Duration>,
+    factor: f64,
+    based_on_previous: bool,
+    jitter: f64,
+    timeout: Option<Duration>,
+    max_replay_body: usize,
+}
+
+fn series_of(text: &str) -> Option<u16> {
+    match text.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+        "INFORMATIONAL" | "1XX" => Some(1),
+        "SUCCESSFUL" | "2XX" => Some(2),
+        "REDIRECTION" | "3XX" => Some(3),
+        "CLIENT_ERROR" | "4XX" => Some(4),
+        "SERVER_ERROR" | "5XX" => Some(5),
+        _ => None,
+    }
+}
+
+fn exception_of(text: &str) -> Option<Exception> {
+    let t = text.trim();
+    let simple = t.rsplit('.').next().unwrap_or(t).to_ascii_lowercase();
+    match simple.as_str() {
+        "connect" | "ioexception" | "connectexception" | "prematurecloseexception" => {
+            Some(Exception::Connect)
+        }
+        "timeout" | "timeoutexception" => Some(Exception::Timeout),
+        _ => None,
+    }
+}
+
+impl FilterFactory for RetryFactory {
+    fn name(&self) -> &'static str {
+        "Retry"
+    }
+
+    fn shortcut(&self) -> Shortcut {
+        Shortcut::Fields(&[
+            "retries",
+            "statuses",
+            "methods",
+            "backoff.firstBackoff",
+            "backoff.maxBackoff",
+            "backoff.factor",
+            "backoff.basedOnPreviousValue",
+            "jitter.randomFactor",
+            "timeout",
+        ])
+    }
+
+    fn build(&self, args: &Args, _: &FilterContext<'_>) -> Result<Filter, ArgError> {
+        let retries = args
+            .parse::<u32>("retries", "a whole number of retries")?
+            .unwrap_or(3);
+        let statuses = args
+            .list("statuses")
+            .into_iter()
+            .map(|s| parse_status("statuses", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let series = args
+            .list("series")
+            .into_iter()
+            .map(|s| series_of(s).ok_or_else(|| ArgError::for_arg("series", format!("`{s}` is not a status series; write SERVER_ERROR, CLIENT_ERROR, ... or 5xx"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let series = if series.is_empty() && statuses.is_empty() {
+            vec![5]
+        } else {
+            series
+        };
+        let methods = args
+            .list("methods")
+            .into_iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ArgError::for_arg("methods", format!("`{m}` is not an HTTP method"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let methods = if methods.is_empty() {
+            vec![Method::GET]
+        } else {
+            methods
+        };
+        let exceptions = args
+            .list("exceptions")
+            .into_iter()
+            .map(|e| exception_of(e).ok_or_else(|| ArgError::for_arg("exceptions", format!("`{e}` is not a retryable failure; write `connect` or `timeout` (Java's IOException and TimeoutException are accepted)"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exceptions = if exceptions.is_empty() {
+            vec![Exception::Connect, Exception::Timeout]
+        } else {
+            exceptions
+        };
+        let first_backoff = args.duration("backoff.firstBackoff")?;
+        let max_backoff = args.duration("backoff.maxBackoff")?;
+        let factor = args
+            .parse::<f64>("backoff.factor", "a number such as 2")?
+            .unwrap_or(2.0);
+        let based_on_previous = args.flag("backoff.basedOnPreviousValue", true)?;
+        let jitter = args
+            .parse::<f64>("jitter.randomFactor", "a number from 0 to 1")?
+            .unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(ArgError::for_arg(
+                "jitter.randomFactor",
+                "must be from 0 to 1",
+            ));
+        }
+        if factor < 1.0 {
+            return Err(ArgError::for_arg("backoff.factor", "must be 1 or more"));
+        }
+        let timeout = args.duration("timeout")?;
+        let max_replay_body = args.size("max-replay-body")?.unwrap_or(64 * 1024);
+        if retries > 0 && statuses.is_empty() && series.is_empty() && exceptions.is_empty() {
+            return Err(ArgError::new(
+                "nothing would be retried: give statuses, series or exceptions",
+            ));
+        }
+        let policy = Policy {
+            retries,
+            statuses,
+            series,
+            methods,
+            exceptions,
+            first_backoff,
+            max_backoff,
+            factor,
+            based_on_previous,
+            jitter,
+            timeout,
+            max_replay_body,
+        };
+        Ok(Filter::Layer(Arc::new(Retry {
+            policy: Arc::new(policy),
+        })))
+    }
+}
+
+/// Wraps the rest of the chain and repeats failed calls.
+pub struct Retry {
+    policy: Arc<Policy>,
+}
+
+impl LayerFilter for Retry {
+    fn layer(&self, inner: HttpService) -> HttpService {
+        let policy = self.policy.clone();
+        HttpService::from_fn(move |exchange| {
+            let policy = policy.clone();
+            let inner = inner.clone();
+            async move { policy.run(exchange, &inner).await }
+        })
+    }
+}
+
+impl Policy {
+    /// The delay before retry number `attempt` (1-based).
+    fn backoff(&self, attempt: u32, previous: Duration) -> Duration {
+        let Some(first) = self.first_backoff else {
+            return Duration::ZERO;
+        };
+        let base = if attempt <= 1 {
+            first
+        } else if self.based_on_previous {
+            previous.mul_f64(self.factor)
+        } else {
+            first.mul_f64(self.factor.powi(attempt as i32 - 1))
+        };
+        let base = self.max_backoff.map_or(base, |max| base.min(max));
+        if self.jitter == 0.0 {
+            return base;
+        }
+        // Uniform in [base × (1 − jitter), base × (1 + jitter)].
+        let unit = (crate::random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(1.0 - self.jitter + 2.0 * self.jitter * unit)
+    }
+
+    fn retryable(&self, response: &Response<Body>) -> bool {
+        if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
+            return match failure {
+                UpstreamFailure::Connect | UpstreamFailure::Closed => {
+                    self.exceptions.contains(&Exception::Connect)
+                }
+                UpstreamFailure::Timeout => self.exceptions.contains(&Exception::Timeout),
+            };
+        }
+        let status = response.status();
+        self.statuses.contains(&status) || self.series.contains(&(status.as_u16() / 100))
+    }
+
+    async fn run(&self, mut exchange: Exchange, inner: &HttpService) -> Response<Body> {
+        if self.retries == 0 || !self.methods.contains(exchange.request.method()) {
+            return self.attempt(exchange, inner).await;
+        }
+        let body = match read_replayable(
+            std::mem::take(exchange.request.body_mut()),
+            self.max_replay_body,
+        )
+        .await
+        {
+            Replay::Kept(bytes) => bytes,
+            Replay::TooLarge(body) => {
+                *exchange.request.body_mut() = body;
+                return self.attempt(exchange, inner).await;
+            }
+            Replay::Failed => {
+                return exchange.error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+            }
+        };
+        let mut delay = Duration::ZERO;
+        let mut tried: Vec<Arc<str>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            let mut copy = exchange.replay(body.clone());
+            copy.tried_instances.clone_from(&tried);
+            let response = self.attempt(copy, inner).await;
+            if attempt == self.retries || !self.retryable(&response) {
+                return response;
+            }
+            attempt += 1;
+            if let Some(instance) = response.extensions().get::<UpstreamInstance>() {
+                tried.push(instance.0.clone());
+            }
+            delay = self.backoff(attempt, delay);
+            tracing::debug!(
+                route = %exchange.route_id,
+                attempt,
+                status = response.status().as_u16(),
+                delay_ms = delay.as_millis() as u64,
+                "retrying"
+            );
+            drop(response);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    async fn attempt(&self, exchange: Exchange, inner: &HttpService) -> Response<Body> {
+        match self.timeout {
+            None => inner.handle(exchange).await,
+            Some(limit) => {
+                let (path, route, id) = (
+                    exchange.path().to_string(),
+                    exchange.route_id.clone(),
+                    exchange.request_id,
+                );
+                match tokio::time::timeout(limit, inner.handle(exchange)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        let message = format!(
+                            "the upstream did not respond within {} ms",
+                            limit.as_millis()
+                        );
+                        let mut error = crate::error_response(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            &message,
+                            &path,
+                            Some(&route),
+                            id,
+                        );
+                        error.extensions_mut().insert(UpstreamFailure::Timeout);
+                        error
+                    }
+                }
+            }
+        }
+    }
+}
