@@ -7,8 +7,9 @@
 # The origin is nginx (one worker, access log off) answering a 6-byte body, so the
 # difference between the two rows is weir's cost. Prints requests/s, p50 and p99 for each,
 # and weir's peak RSS. A third round runs through weir while its config file is rewritten
-# every 100 ms: its errors column must say none. Traffic goes only to 127.0.0.1; every wrk run
-# is bounded in time.
+# every 100 ms: its errors column must say none. Then three interleaved pairs of rounds compare
+# a plain route with an lb:// route behind LoadBalancer, CircuitBreaker and Retry. Traffic goes
+# only to 127.0.0.1; every wrk run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -65,8 +66,20 @@ server:
   listen: 127.0.0.1:$WEIR_PORT
 admin:
   listen: 127.0.0.1:$ADMIN_PORT
+services:
+  origin:
+    instances:
+      - http://127.0.0.1:$ORIGIN_PORT
 gateway:
   routes:
+    - id: resilient
+      uri: lb://origin
+      predicates:
+        - Path=/resilient/**
+      filters:
+        - LoadBalancer=round-robin
+        - CircuitBreaker=origin
+        - Retry=3
     - id: origin
       uri: http://127.0.0.1:$ORIGIN_PORT
       predicates:
@@ -91,10 +104,10 @@ wait_for() { # port: poll for up to 5 s
 wait_for "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 
-# Prints: requests/s p50 p99 (latencies in wrk's units, e.g. 1.02ms).
+# round PORT [PATH]: prints requests/s p50 p99 errors (latencies in wrk's units, e.g. 1.02ms).
 round() {
   local out
-  out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1/")
+  out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1${2:-/}")
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
@@ -128,6 +141,21 @@ read -r r_rps r_p50 r_p99 r_err < <(round "$WEIR_PORT")
 rm -f "$work/reloading"
 wait "$reload_pid" 2>/dev/null || true
 reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
+
+# Resilience overhead: the plain route against an lb:// route with LoadBalancer,
+# CircuitBreaker and Retry, in three interleaved pairs of rounds; the medians are compared.
+plain=() resilient=()
+for _ in 1 2 3; do
+  read -r rps _ _ err < <(round "$WEIR_PORT" /plain)
+  plain+=("$rps")
+  [ "$err" = none ] || echo "plain round errors: $err" >&2
+  read -r rps _ _ err < <(round "$WEIR_PORT" /resilient/x)
+  resilient+=("$rps")
+  [ "$err" = none ] || echo "resilient round errors: $err" >&2
+done
+median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+plain_median=$(median "${plain[@]}")
+resilient_median=$(median "${resilient[@]}")
 # weir's own count: the config version (1 at start, +1 per successful reload).
 version=$(exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" && printf 'GET /actuator/gateway/config HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3 && grep -o '"version":[0-9]*' <&3 | cut -d: -f2)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
@@ -141,4 +169,7 @@ printf '%-8s %12s %10s %10s  %s\n' weir "$w_rps" "$w_p50" "$w_p99" "$w_err"
 printf '%-8s %12s %10s %10s  %s\n' reload "$r_rps" "$r_p50" "$r_p99" "$r_err"
 echo "reload row: weir while its config was rewritten $reloads times (every 100 ms); config version at the end: $version"
 awk -v w="$w_rps" -v d="$d_rps" 'BEGIN { printf "weir/direct throughput: %.2f\n", w / d }'
+echo "plain route, 3 rounds (requests/s): ${plain[*]}"
+echo "LoadBalancer + CircuitBreaker + Retry route, 3 rounds (requests/s): ${resilient[*]}"
+awk -v p="$plain_median" -v r="$resilient_median" 'BEGIN { printf "resilience overhead (median vs median): %.1f%% of throughput\n", (p - r) * 100 / p }'
 echo "weir peak RSS: $((peak_kib / 1024)) MiB ($peak_kib KiB)"
