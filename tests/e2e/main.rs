@@ -1,9 +1,11 @@
 //! weir's end-to-end tests: real sockets on 127.0.0.1, an echoing origin server, the gateway
 //! in process or as the real binary. One test binary, to keep link time down.
 
+mod backend;
 mod support;
 
 mod admin;
+mod balancing;
 mod cli;
 mod config_errors;
 mod failures;

@@ -32,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use weir::{Gateway, RunningGateway};
+use weir::{Gateway, GatewayBuilder, RunningGateway};
 
 /// The bound on every wait in the suite: one request, one start-up, one child's log line.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -276,6 +276,27 @@ pub async fn try_gateway(
     origin: Option<&Origin>,
     vars: &[(&str, &str)],
 ) -> Result<Gw, weir::StartError> {
+    try_gateway_with(yaml, origin, vars, |builder| builder).await
+}
+
+/// As [`gateway`], with `customize` applied to the builder before it starts (to give it a
+/// resolver, say).
+pub async fn gateway_with(
+    yaml: &str,
+    vars: &[(&str, &str)],
+    customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> Gw {
+    try_gateway_with(yaml, None, vars, customize)
+        .await
+        .unwrap_or_else(|e| panic!("the gateway did not start: {e}"))
+}
+
+async fn try_gateway_with(
+    yaml: &str,
+    origin: Option<&Origin>,
+    vars: &[(&str, &str)],
+    customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> Result<Gw, weir::StartError> {
     let mut env: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -285,7 +306,7 @@ pub async fn try_gateway(
     }
     let refused = refused();
     env.insert("REFUSED".into(), refused.addr.to_string());
-    let running = Gateway::builder()
+    let running = customize(Gateway::builder())
         .config_text("routes.yaml", yaml)
         .listen(([127, 0, 0, 1], 0).into())
         .admin_listen(([127, 0, 0, 1], 0).into())
@@ -529,6 +550,52 @@ fn parse_raw_response(buf: &[u8]) -> Resp {
 /// The admin API's answer to GET `path`.
 pub async fn admin_get(gw: &Gw, path: &str) -> Resp {
     get(gw.admin, path).await
+}
+
+/// The instances of service `name` as `GET /actuator/gateway/services` shows them.
+pub async fn service_instances(admin: SocketAddr, name: &str) -> Vec<Value> {
+    let resp = get(admin, "/actuator/gateway/services").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let services = resp.json();
+    let service = services
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no service `{name}` in {services}"))
+        .clone();
+    service["instances"].as_array().cloned().unwrap_or_default()
+}
+
+/// The instance of service `name` at `http://addr`, as the admin API shows it.
+pub async fn service_instance(admin: SocketAddr, name: &str, addr: SocketAddr) -> Value {
+    let uri = format!("http://{addr}");
+    let instances = service_instances(admin, name).await;
+    instances
+        .iter()
+        .find(|i| i["uri"] == uri.as_str())
+        .unwrap_or_else(|| panic!("no instance {uri} in service `{name}`: {instances:?}"))
+        .clone()
+}
+
+/// Circuit breaker `name` as `GET /actuator/gateway/circuitbreakers` shows it.
+pub async fn breaker(admin: SocketAddr, name: &str) -> Value {
+    let resp = get(admin, "/actuator/gateway/circuitbreakers").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let all = resp.json();
+    let found: Vec<&Value> = all
+        .as_array()
+        .map(|all| all.iter().filter(|b| b["name"] == name).collect())
+        .unwrap_or_default();
+    assert_eq!(found.len(), 1, "one breaker `{name}` expected in {all}");
+    found[0].clone()
+}
+
+/// The value of the sample `series` (`name{labels}`, exactly as exposed) on `/metrics`.
+pub async fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+    let text = get(admin, "/metrics").await.text();
+    text.lines()
+        .filter_map(|line| line.strip_prefix(series))
+        .find_map(|rest| rest.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("a number"))
 }
 
 // ---------------------------------------------------------------------------------------------
