@@ -11,6 +11,7 @@ mod config_errors;
 mod failures;
 mod filters;
 mod forwarding;
+mod health;
 mod predicates;
 mod reload;
 mod routing;
