@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod balancing;
+mod circuit_breaker;
 mod cli;
 mod config_errors;
 mod failures;
