@@ -452,3 +452,35 @@ gateway:
     assert_error_body(&get(gw.addr, "/two/x").await, 503, "/two/x", Some("two"));
     assert_eq!(b.requests(), 2);
 }
+
+#[tokio::test]
+async fn a_body_too_large_to_keep_is_streamed_and_the_fallback_gets_the_head() {
+    let (b, _echo, gw) = start(
+        "        name: big
+        fallback-uri: forward:/fallback
+        status-codes: [500]
+        max-replay-body: 1KiB
+        wait-duration-in-open-state: 1h",
+    )
+    .await;
+    b.set(Mode::Status(500));
+    let body: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+    let resp = Req::new(Method::POST, gw.addr, "/api/upload")
+        .body(body.clone())
+        .send()
+        .await;
+    // The upstream got the whole body, once.
+    let received = b.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].bytes, body.len());
+    assert_eq!(received[0].fnv, fnv(&body));
+    // Its failure sends the request's head to the fallback.
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.echoed_uri(), "/fallback");
+    assert_eq!(resp.json()["method"], json!("POST"));
+    assert_eq!(resp.json()["body"], json!(""));
+    assert_eq!(
+        resp.echoed("execution-exception-type"),
+        vec!["org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException"]
+    );
+}

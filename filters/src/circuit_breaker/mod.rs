@@ -219,7 +219,8 @@ impl Inner {
             breaker: &self.breaker,
             permit: Some(permit),
         };
-        // With a fallback, keep the request (when its body is small enough) to send it there too.
+        // With a fallback, keep the request to send it there too: whole when its body is small
+        // enough, else its head.
         let (call, template) = match &self.fallback {
             None => (exchange, None),
             Some(_) => match read_replayable(
@@ -230,8 +231,13 @@ impl Inner {
             {
                 Replay::Kept(body) => (exchange.replay(body.clone()), Some((exchange, body))),
                 Replay::TooLarge(body) => {
+                    // The body is streamed to the upstream once; a fallback gets the head.
+                    let mut head = exchange.replay(bytes::Bytes::new());
+                    let headers = head.request.headers_mut();
+                    headers.remove(http::header::CONTENT_LENGTH);
+                    headers.remove(http::header::TRANSFER_ENCODING);
                     *exchange.request.body_mut() = body;
-                    (exchange, None)
+                    (exchange, Some((head, bytes::Bytes::new())))
                 }
                 Replay::Failed => {
                     return exchange.error(
