@@ -15,5 +15,6 @@ mod forwarding;
 mod health;
 mod predicates;
 mod reload;
+mod retry;
 mod routing;
 mod streaming;

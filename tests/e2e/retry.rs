@@ -1,0 +1,215 @@
+//! `Retry`: flaky upstreams turned into successes, the methods that are (not) retried, bodies
+//! replayed intact or, when too large, streamed once, and retries behind `lb://` that go to
+//! another instance.
+
+use std::time::Duration;
+
+use http::Method;
+
+use crate::backend::*;
+use crate::support::*;
+
+/// One route to backend `b` with a `Retry` filter of `args` (YAML lines for `args:`).
+async fn retry_route(args: &str) -> (Backend, Gw) {
+    let b = backend("b").await;
+    let yaml = format!(
+        r#"
+gateway:
+  routes:
+  - id: retried
+    uri: http://${{B}}
+    filters:
+    - name: Retry
+      args:
+{args}
+"#
+    );
+    let sb = b.addr.to_string();
+    let gw = gateway(&yaml, None, &[("B", &sb)]).await;
+    (b, gw)
+}
+
+#[tokio::test]
+async fn a_get_to_a_flaky_upstream_always_succeeds() {
+    let (b, gw) = retry_route("        retries: 3").await;
+    let client = client();
+    // The upstream fails two of every three requests: with 5xx, then by closing the connection.
+    for failing in [Mode::Status(500), Mode::Close] {
+        let before = b.requests();
+        b.cycle(vec![failing.clone(), failing.clone(), Mode::Ok]);
+        for i in 0..30 {
+            let resp = Req::get(gw.addr, &format!("/flaky/{i}"))
+                .send_with(&client)
+                .await;
+            assert_eq!(
+                resp.status,
+                200,
+                "{failing:?}, request {i}: {}",
+                resp.text()
+            );
+            assert_eq!(resp.json()["uri"], format!("/flaky/{i}"));
+        }
+        assert_eq!(
+            b.requests() - before,
+            90,
+            "{failing:?}: three attempts each"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retries_run_out_and_the_last_failure_is_answered() {
+    let (b, gw) = retry_route("        retries: 2\n        statuses: 503").await;
+    b.set(Mode::Status(503));
+    let resp = get(gw.addr, "/x").await;
+    assert_eq!(resp.status, 503);
+    assert_eq!(served_by(&resp).as_deref(), Some("b"));
+    assert_eq!(b.requests(), 3, "the first attempt and two retries");
+    // A status that is not listed is not retried.
+    b.set(Mode::Status(500));
+    assert_eq!(get(gw.addr, "/x").await.status, 500);
+    assert_eq!(b.requests(), 4);
+}
+
+#[tokio::test]
+async fn a_post_is_not_retried_by_default() {
+    let (b, gw) = retry_route("        retries: 3").await;
+    b.set(Mode::Status(503));
+    let resp = Req::new(Method::POST, gw.addr, "/orders")
+        .body("one order")
+        .send()
+        .await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(b.requests(), 1, "the upstream saw the POST exactly once");
+    // Nor when the connection closes before an answer.
+    b.cycle(vec![Mode::Close]);
+    let resp = Req::new(Method::POST, gw.addr, "/orders")
+        .body("one order")
+        .send()
+        .await;
+    assert_error_body(&resp, 502, "/orders", Some("retried"));
+    assert_eq!(b.requests(), 2, "the upstream saw the POST exactly once");
+    let received = b.received();
+    assert!(received
+        .iter()
+        .all(|r| r.method == Method::POST && r.bytes == 9));
+}
+
+#[tokio::test]
+async fn a_post_is_retried_when_listed_with_its_body_each_time() {
+    let (b, gw) = retry_route("        retries: 3\n        methods: GET, POST").await;
+    b.cycle(vec![Mode::Status(500), Mode::Close, Mode::Ok]);
+    let body = "{\"order\": 42}";
+    let resp = Req::new(Method::POST, gw.addr, "/orders")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["bytes"], body.len());
+    let received = b.received();
+    assert_eq!(received.len(), 3);
+    for r in &received {
+        assert_eq!(r.method, Method::POST);
+        assert_eq!((r.bytes, r.fnv), (body.len(), fnv(body.as_bytes())));
+    }
+}
+
+#[tokio::test]
+async fn a_body_larger_than_max_replay_body_is_streamed_once() {
+    let (b, gw) =
+        retry_route("        retries: 3\n        methods: POST\n        max-replay-body: 1KiB")
+            .await;
+    b.set(Mode::Status(500));
+    // Its length is known: it is never read into memory.
+    let body: Vec<u8> = (0..100 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    let resp = Req::new(Method::POST, gw.addr, "/upload")
+        .body(body.clone())
+        .send()
+        .await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    let received = b.received();
+    assert_eq!(received.len(), 1, "not retried");
+    assert_eq!(
+        (received[0].bytes, received[0].fnv),
+        (body.len(), fnv(&body))
+    );
+
+    // Chunked, of unknown length: read up to the cap, then streamed on with what was read.
+    let chunk: String = (0..1000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut raw = String::from(
+        "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    for _ in 0..3 {
+        raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    raw.push_str("0\r\n\r\n");
+    let resp = raw_request(gw.addr, &raw).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    let received = b.received();
+    assert_eq!(received.len(), 2, "not retried");
+    let whole = chunk.repeat(3);
+    assert_eq!(
+        (received[1].bytes, received[1].fnv),
+        (whole.len(), fnv(whole.as_bytes()))
+    );
+}
+
+/// `a` and `b` behind `lb://backend` with random picks (so that only a deliberate choice
+/// keeps a retry off the instance that failed), passive health that never ejects, and a
+/// route with `retry` as its Retry arguments.
+async fn balanced_retry(retry: &str) -> (Backend, Backend, Gw) {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let yaml = format!(
+        r#"
+services:
+  backend:
+    instances:
+    - http://${{A}}
+    - http://${{B}}
+    health:
+      passive:
+        consecutive-failures: 1000000
+gateway:
+  routes:
+  - id: lb
+    uri: lb://backend
+    filters:
+    - LoadBalancer=random
+    - name: Retry
+      args:
+{retry}
+"#
+    );
+    let (sa, sb) = (a.addr.to_string(), b.addr.to_string());
+    let gw = gateway(&yaml, None, &[("A", &sa), ("B", &sb)]).await;
+    (a, b, gw)
+}
+
+#[tokio::test]
+async fn a_retry_behind_lb_goes_to_another_instance() {
+    let (a, b, gw) = balanced_retry("        retries: 1").await;
+    let client = client();
+    // One retry only: the request succeeds every time only if the retry avoids `a`.
+    for failing in [Mode::Status(503), Mode::Close] {
+        a.set(failing.clone());
+        let (a0, b0) = (a.connections() + a.requests(), b.requests());
+        for i in 0..100 {
+            let resp = Req::get(gw.addr, "/x").send_with(&client).await;
+            assert_eq!(
+                resp.status,
+                200,
+                "{failing:?}, request {i}: {}",
+                resp.text()
+            );
+            assert_eq!(served_by(&resp).as_deref(), Some("b"));
+        }
+        assert_eq!(b.requests() - b0, 100);
+        assert!(
+            a.connections() + a.requests() > a0,
+            "{failing:?}: a was never tried, the test proves nothing"
+        );
+    }
+}
