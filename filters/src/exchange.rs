@@ -1,5 +1,5 @@
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
@@ -31,9 +31,11 @@ pub struct Exchange {
     pub forwards: u8,
     /// How a load-balanced route picks an instance (set by the `LoadBalancer` filter).
     pub balance: Balance,
-    /// Instances already tried for this request (by a retry); the balancer avoids them while
-    /// others are healthy.
-    pub tried_instances: Vec<Arc<str>>,
+    /// Instances already tried for this request, shared by the attempts of a retry (`None`
+    /// outside one). The balancer avoids them while others are healthy, and adds each instance
+    /// it picks as it picks it, so that an attempt cut short (by a per-attempt timeout) still
+    /// counts as tried.
+    pub tried_instances: Option<Arc<Mutex<Vec<Arc<str>>>>>,
 }
 
 impl Exchange {

@@ -25,7 +25,7 @@ use http::{Method, Response, StatusCode};
 use crate::set_status::parse_status;
 use crate::{
     read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext, FilterFactory,
-    HttpService, LayerFilter, Replay, Shortcut, UpstreamFailure, UpstreamInstance,
+    HttpService, LayerFilter, Replay, Shortcut, UpstreamFailure,
 };
 
 /// Builds [`Retry`].
@@ -261,19 +261,18 @@ impl Policy {
             }
         };
         let mut delay = Duration::ZERO;
-        let mut tried: Vec<Arc<str>> = Vec::new();
+        // Shared by every attempt: the balancer records the instances it picks there.
+        exchange
+            .tried_instances
+            .get_or_insert_with(Default::default);
         let mut attempt = 0;
         loop {
-            let mut copy = exchange.replay(body.clone());
-            copy.tried_instances.clone_from(&tried);
+            let copy = exchange.replay(body.clone());
             let response = self.attempt(copy, inner).await;
             if attempt == self.retries || !self.retryable(&response) {
                 return response;
             }
             attempt += 1;
-            if let Some(instance) = response.extensions().get::<UpstreamInstance>() {
-                tried.push(instance.0.clone());
-            }
             delay = self.backoff(attempt, delay);
             tracing::debug!(
                 route = %exchange.route_id,

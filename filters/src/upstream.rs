@@ -29,7 +29,7 @@ impl UpstreamFailure {
 }
 
 /// Put in the extensions of a response from a load-balanced upstream: the instance that was
-/// called (its `scheme://host:port`), so that a retry can go elsewhere.
+/// called (its `scheme://host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamInstance(pub Arc<str>);
 

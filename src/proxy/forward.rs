@@ -244,11 +244,25 @@ impl ForwarderInner {
         let (endpoint, balanced) = match &self.target {
             Target::Fixed(endpoint) => (endpoint.clone(), None),
             Target::Balanced(service) => {
-                match service.pick(exchange.balance.strategy, &exchange.tried_instances) {
-                    Some((instance, in_flight)) => (
-                        instance.endpoint.clone(),
-                        Some((service, instance, in_flight)),
-                    ),
+                let tried = exchange.tried_instances.as_ref().map(|tried| {
+                    let list = tried.lock().unwrap_or_else(|e| e.into_inner());
+                    list.clone()
+                });
+                match service.pick(exchange.balance.strategy, tried.as_deref().unwrap_or(&[])) {
+                    Some((instance, in_flight)) => {
+                        if let Some(tried) = &exchange.tried_instances {
+                            // Recorded now: a retry must avoid it even if this attempt is cut
+                            // short before it answers.
+                            tried
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(instance.endpoint.key.clone());
+                        }
+                        (
+                            instance.endpoint.clone(),
+                            Some((service, instance, in_flight)),
+                        )
+                    }
                     None => {
                         let (status, message) = if exchange.balance.use404 {
                             (

@@ -92,7 +92,7 @@ pub async fn dispatch(
         request_id,
         forwards,
         balance: Default::default(),
-        tried_instances: Vec::new(),
+        tried_instances: None,
     };
     (route.service.handle(exchange).await, Some(route.id.clone()))
 }

@@ -213,3 +213,24 @@ async fn a_retry_behind_lb_goes_to_another_instance() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_retry_after_an_attempt_timeout_behind_lb_goes_to_another_instance() {
+    let (a, b, gw) = balanced_retry("        retries: 1\n        timeout: 200ms").await;
+    a.set(Mode::Delay(Duration::from_secs(30)));
+    let client = client();
+    for i in 0..20 {
+        let resp = Req::get(gw.addr, "/x").send_with(&client).await;
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.text());
+        assert_eq!(served_by(&resp).as_deref(), Some("b"));
+    }
+    assert_eq!(b.requests(), 20);
+    assert!(
+        a.requests() > 0,
+        "a was never tried, the test proves nothing"
+    );
+    eventually("every attempt a got was cancelled", || {
+        a.cancelled() == a.requests()
+    })
+    .await;
+}
