@@ -18,3 +18,4 @@ mod reload;
 mod retry;
 mod routing;
 mod streaming;
+mod timeouts;
