@@ -15,6 +15,7 @@ mod forwarding;
 mod health;
 mod predicates;
 mod reload;
+mod resilience_reload;
 mod retry;
 mod routing;
 mod streaming;
