@@ -484,3 +484,119 @@ async fn a_body_too_large_to_keep_is_streamed_and_the_fallback_gets_the_head() {
         vec!["org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException"]
     );
 }
+
+#[tokio::test]
+async fn a_probe_whose_client_goes_away_gives_its_place_back() {
+    let (b, _echo, gw) = start(
+        "        name: one-probe
+        status-codes: [500]
+        sliding-window-size: 2
+        minimum-number-of-calls: 2
+        wait-duration-in-open-state: 200ms
+        permitted-number-of-calls-in-half-open-state: 1",
+    )
+    .await;
+    open_with_two_failures(&gw, &b, "one-probe").await;
+    b.set(Mode::Hold);
+    eventually_state(&gw, "one-probe", "half_open").await;
+    // The only probe is taken by a client that then hangs up.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /api/gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("the probe reaches the upstream", || b.requests() == 3).await;
+    assert_open_answer(&get(gw.addr, "/api/x").await, "/api/x");
+    drop(stream);
+    eventually("the upstream sees the probe go away", || b.cancelled() == 1).await;
+    // Its place is given back: the next request is the probe, and closes the breaker.
+    b.set(Mode::Ok);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let resp = get(gw.addr, "/api/x").await;
+        if resp.status == 200 {
+            break;
+        }
+        assert_open_answer(&resp, "/api/x");
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned probe's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state(&gw, "one-probe").await, "closed");
+}
+
+#[tokio::test]
+async fn slow_calls_and_a_time_window_open_breakers() {
+    let b = backend("b").await;
+    let sb = b.addr.to_string();
+    let gw = gateway(
+        r#"
+gateway:
+  routes:
+  - id: slow
+    uri: http://${B}
+    predicates:
+    - Path=/slow/**
+    filters:
+    - name: CircuitBreaker
+      args:
+        slow-call-duration-threshold: 100ms
+        slow-call-rate-threshold: 50
+        sliding-window-size: 2
+        minimum-number-of-calls: 2
+        wait-duration-in-open-state: 1h
+  - id: timed
+    uri: http://${B}
+    predicates:
+    - Path=/timed/**
+    filters:
+    - name: CircuitBreaker
+      args:
+        status-codes: 500
+        sliding-window-type: time
+        sliding-window-size: 60
+        minimum-number-of-calls: 3
+        wait-duration-in-open-state: 1h
+"#,
+        None,
+        &[("B", &sb)],
+    )
+    .await;
+    // Slow calls succeed, but half of them slow is enough to open.
+    b.set(Mode::Delay(Duration::from_millis(150)));
+    for _ in 0..2 {
+        assert_eq!(get(gw.addr, "/slow/x").await.status, 200);
+    }
+    let status = breaker(gw.admin, "slow").await;
+    assert_eq!(status["state"], json!("open"), "{status}");
+    assert_eq!(status["calls"]["slow"], json!(2), "{status}");
+    assert_eq!(
+        metric(
+            gw.admin,
+            "weir_circuit_breaker_calls_total{name=\"slow\",outcome=\"slow\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_error_body(&get(gw.addr, "/slow/x").await, 503, "/slow/x", Some("slow"));
+
+    // A time window: three failures within the minute.
+    b.set(Mode::Status(500));
+    for i in 0..3 {
+        assert_eq!(
+            breaker(gw.admin, "timed").await["state"],
+            json!("closed"),
+            "before {i}"
+        );
+        assert_eq!(get(gw.addr, "/timed/x").await.status, 500);
+    }
+    let status = breaker(gw.admin, "timed").await;
+    assert_eq!(status["state"], json!("open"), "{status}");
+    assert_eq!(
+        status["settings"]["sliding_window"],
+        json!("time 60s"),
+        "{status}"
+    );
+    assert_eq!(b.requests(), 5);
+}
