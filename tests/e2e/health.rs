@@ -19,6 +19,11 @@ use crate::support::*;
 /// Two instances `a` and `b` behind `lb://backend`, ejected after 3 failures in a row for
 /// `ejection`.
 async fn pair_with_passive_health(ejection: &str) -> (Backend, Backend, Gw) {
+    pair_with_passive_health_max(ejection, ejection).await
+}
+
+/// As [`pair_with_passive_health`], with the longest ejection `max`.
+async fn pair_with_passive_health_max(ejection: &str, max: &str) -> (Backend, Backend, Gw) {
     let (a, b) = (backend("a").await, backend("b").await);
     // The flow form, as the documentation writes it.
     let yaml = format!(
@@ -29,7 +34,7 @@ services:
     - http://${{A}}
     - http://${{B}}
     health:
-      passive: {{ consecutive-failures: 3, base-ejection: {ejection}, max-ejection: {ejection} }}
+      passive: {{ consecutive-failures: 3, base-ejection: {ejection}, max-ejection: {max} }}
 gateway:
   routes:
   - id: lb
@@ -365,5 +370,45 @@ async fn a_dns_service_without_addresses_has_no_healthy_instance() {
             "the service never got its instance"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn failing_again_after_an_ejection_ejects_at_once_for_twice_as_long() {
+    let base = Duration::from_millis(300);
+    let (a, _b, gw) = pair_with_passive_health_max("300ms", "1h").await;
+    let client = client();
+    a.set(Mode::Status(503));
+    fail_three_times(&gw, &client, 503).await;
+    // The first ejection ends (nothing is sent meanwhile).
+    let deadline = Instant::now() + WAIT;
+    while service_instance(gw.admin, "backend", a.addr).await["healthy"] != json!(true) {
+        assert!(Instant::now() < deadline, "the first ejection never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Still failing: its next request ejects it again, for twice the base.
+    let before = a.requests();
+    let sent = loop {
+        let sent = Instant::now();
+        let resp = Req::get(gw.addr, "/x").send_with(&client).await;
+        if a.requests() > before {
+            assert_eq!(resp.status, 503);
+            break sent;
+        }
+        assert!(Instant::now() < deadline, "a never got a request again");
+    };
+    let status = service_instance(gw.admin, "backend", a.addr).await;
+    let read = Instant::now();
+    let left = status["ejected_for_ms"].as_u64().unwrap();
+    assert!(left <= 2 * base.as_millis() as u64, "{status}");
+    assert_eq!(
+        status["healthy"],
+        json!(false),
+        "one failure is enough: {status}"
+    );
+    // The second ejection ends no earlier than `sent` + 600 ms: if the admin API answered
+    // within 300 ms of `sent`, more than 300 ms were left.
+    if read - sent < base {
+        assert!(left > base.as_millis() as u64, "not doubled: {status}");
     }
 }
