@@ -241,23 +241,30 @@ impl Service {
         now: u64,
         allowed: impl Fn(&Instance) -> bool,
     ) -> Option<Arc<Instance>> {
-        let n = instances.len();
-        if n == 0 {
+        let ok = |i: &Instance| self.healthy(i, now) && allowed(i);
+        // Picks are made among the instances that are ok, so that each of them gets an even
+        // share: taking the next ok instance after a chosen position would give the one after
+        // an ejected instance its share too.
+        let eligible = instances.iter().filter(|i| ok(i)).count();
+        if eligible == 0 {
             return None;
         }
-        let ok = |i: &Instance| self.healthy(i, now) && allowed(i);
-        let scan_from = |start: usize| {
-            (0..n)
-                .map(move |k| &instances[(start + k) % n])
-                .find(|i| ok(i))
+        // The k-th ok instance (modulo their number). Health can change meanwhile: then any
+        // ok one.
+        let nth = |k: usize| {
+            instances
+                .iter()
+                .filter(|i| ok(i))
+                .nth(k % eligible)
+                .or_else(|| instances.iter().find(|i| ok(i)))
                 .cloned()
         };
         match strategy {
-            Strategy::RoundRobin => scan_from(self.next.fetch_add(1, Ordering::Relaxed)),
-            Strategy::Random => scan_from(random_below(n)),
+            Strategy::RoundRobin => nth(self.next.fetch_add(1, Ordering::Relaxed)),
+            Strategy::Random => nth(random_below(eligible)),
             Strategy::LeastRequests => {
-                let a = scan_from(random_below(n))?;
-                let b = scan_from(random_below(n))?;
+                let a = nth(random_below(eligible))?;
+                let b = nth(random_below(eligible))?;
                 Some(if b.in_flight() < a.in_flight() { b } else { a })
             }
             Strategy::Weighted => {

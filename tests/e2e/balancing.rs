@@ -192,3 +192,56 @@ gateway:
         .await;
     assert_error_body(&resp, 404, "/quiet/z", Some("quiet"));
 }
+
+#[tokio::test]
+async fn an_ejected_instance_leaves_an_even_spread_over_the_others() {
+    let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
+    let yaml = r#"
+services:
+  backend:
+    instances: [ "http://${A}", "http://${B}", "http://${C}" ]
+    health:
+      passive:
+        consecutive-failures: 1
+        base-ejection: 1h
+gateway:
+  routes:
+  - id: rr
+    uri: lb://backend
+    predicates:
+    - Path=/rr/**
+  - id: random
+    uri: lb://backend
+    predicates:
+    - Path=/random/**
+    filters:
+    - LoadBalancer=random
+"#;
+    let (sa, sb, sc) = (a.addr.to_string(), b.addr.to_string(), c.addr.to_string());
+    let gw = gateway(yaml, None, &[("A", &sa), ("B", &sb), ("C", &sc)]).await;
+    a.set(Mode::Status(503));
+    while a.requests() == 0 {
+        get(gw.addr, "/rr/x").await;
+    }
+    let status = service_instance(gw.admin, "backend", a.addr).await;
+    assert_eq!(status["healthy"], json!(false), "{status}");
+
+    let counts = spread(gw.addr, "/rr/x", 1_000, 2).await;
+    for name in ["b", "c"] {
+        let n = counts.get(name).copied().unwrap_or(0);
+        assert!(
+            (475..=525).contains(&n),
+            "round-robin: `{name}` served {n} of 1,000 with a ejected: {counts:?}"
+        );
+    }
+    // Random: a share's deviation over 1,000 draws is about 1.6 points; 8 points is 5.
+    let counts = spread(gw.addr, "/random/x", 1_000, 2).await;
+    for name in ["b", "c"] {
+        let s = share(&counts, name, 1_000);
+        assert!(
+            (s - 0.5).abs() <= 0.08,
+            "random: `{name}` served {s:.3} with a ejected: {counts:?}"
+        );
+    }
+    assert_eq!(a.requests(), 1);
+}

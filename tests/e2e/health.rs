@@ -412,3 +412,34 @@ async fn failing_again_after_an_ejection_ejects_at_once_for_twice_as_long() {
         assert!(left > base.as_millis() as u64, "not doubled: {status}");
     }
 }
+
+#[tokio::test]
+async fn a_dns_instance_that_stays_keeps_its_ejection() {
+    let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
+    let dns = TestDns::default();
+    dns.set(Some(vec![a.addr, b.addr]));
+    let resolver = dns.clone();
+    let yaml = DNS_CONFIG.replace(
+        "    resolve-interval: 20ms\n",
+        "    resolve-interval: 20ms\n    health:\n      passive:\n        consecutive-failures: 1\n        base-ejection: 1h\n",
+    );
+    let gw = gateway_with(&yaml, &[], |builder| builder.resolver(resolver)).await;
+    a.set(Mode::Status(503));
+    while a.requests() == 0 {
+        get(gw.addr, "/lb/x").await;
+    }
+    a.set(Mode::Ok);
+    // c appears; a stays, and stays ejected.
+    dns.set(Some(vec![a.addr, b.addr, c.addr]));
+    let deadline = Instant::now() + WAIT;
+    while instance_uris(&gw).await.len() != 3 {
+        assert!(Instant::now() < deadline, "c never appeared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = service_instance(gw.admin, "backend", a.addr).await;
+    assert_eq!(status["healthy"], json!(false), "{status}");
+    let counts = spread(gw.addr, "/lb/x", 20, 1).await;
+    assert_eq!(counts.get("b"), Some(&10), "{counts:?}");
+    assert_eq!(counts.get("c"), Some(&10), "{counts:?}");
+    assert_eq!(a.requests(), 1);
+}
