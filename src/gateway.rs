@@ -254,11 +254,19 @@ impl GatewayBuilder {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        // The SIGHUP handler is installed before the gateway says it is listening: until it
+        // is, a SIGHUP would kill the process.
         #[cfg(unix)]
-        tasks.push(tokio::spawn(reload_on_sighup(
-            reloader.clone(),
-            shutdown_rx.clone(),
-        )));
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangups) => tasks.push(tokio::spawn(reload_on_sighup(
+                reloader.clone(),
+                hangups,
+                shutdown_rx.clone(),
+            ))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with the admin API instead")
+            }
+        }
         tracing::info!(address = %listen_addr, "listening (gateway)");
         tracing::info!(address = %admin_addr, "listening (admin)");
         tasks.push(tokio::spawn(server::serve(
@@ -296,15 +304,11 @@ impl GatewayBuilder {
 
 /// Reloads the config on every SIGHUP until shutdown.
 #[cfg(unix)]
-async fn reload_on_sighup(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with the admin API instead");
-            return;
-        }
-    };
+async fn reload_on_sighup(
+    reloader: Arc<Reloader>,
+    mut hangups: tokio::signal::unix::Signal,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             got = hangups.recv() => {
