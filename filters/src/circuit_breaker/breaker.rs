@@ -342,12 +342,15 @@ impl Breaker {
     }
 
     fn open(&self, from: u8) {
+        // The time is set before the state: a caller that sees OPEN must see when it opened,
+        // not an earlier opening whose wait is long over (it would go half-open at once).
+        // `fetch_max`, so that a caller that loses the race never moves it back.
+        self.opened_at.fetch_max(self.now_ms(), Ordering::AcqRel);
         if self
             .state
             .compare_exchange(from, OPEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.opened_at.store(self.now_ms(), Ordering::Release);
             tracing::warn!(
                 breaker = %self.name,
                 from = if from == CLOSED { "closed" } else { "half_open" },
