@@ -607,3 +607,73 @@ gateway:
     );
     assert_eq!(b.requests(), 5);
 }
+
+#[tokio::test]
+async fn each_kind_of_failure_reaches_the_fallback_with_its_exception_type() {
+    let (slow, closing) = (backend("slow").await, backend("closing").await);
+    let echo = origin().await;
+    let (s, c) = (slow.addr.to_string(), closing.addr.to_string());
+    let gw = gateway(
+        r#"
+services:
+  gone:
+    instances:
+    - http://${REFUSED}
+    health:
+      passive: { consecutive-failures: 1, base-ejection: 1h }
+gateway:
+  routes:
+  - id: slow
+    uri: http://${SLOW}
+    predicates:
+    - Path=/slow
+    filters:
+    - name: CircuitBreaker
+      args: { fallbackUri: "forward:/fallback", time-limit: 200ms }
+  - id: closing
+    uri: http://${CLOSING}
+    predicates:
+    - Path=/closing
+    filters:
+    - CircuitBreaker=closing, forward:/fallback
+  - id: gone
+    uri: lb://gone
+    predicates:
+    - Path=/gone
+    filters:
+    - CircuitBreaker=gone, forward:/fallback
+  - id: fallback
+    uri: http://${ORIGIN}
+    predicates:
+    - Path=/fallback
+"#,
+        Some(&echo),
+        &[("SLOW", &s), ("CLOSING", &c)],
+    )
+    .await;
+    slow.set(Mode::Hold);
+    closing.cycle(vec![Mode::Close]);
+    let cases = [
+        ("/slow", "java.util.concurrent.TimeoutException"),
+        (
+            "/closing",
+            "reactor.netty.http.client.PrematureCloseException",
+        ),
+        // The instance refuses the connection, then is ejected: no instance is left.
+        ("/gone", "java.net.ConnectException"),
+        ("/gone", "java.net.ConnectException"),
+    ];
+    for (path, exception) in cases {
+        let resp = get(gw.addr, path).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        assert_eq!(resp.echoed_uri(), "/fallback");
+        assert_eq!(
+            resp.echoed("execution-exception-type"),
+            vec![exception],
+            "{path}"
+        );
+    }
+    eventually("the timed-out call is cancelled", || slow.cancelled() == 1).await;
+    assert_eq!(closing.requests(), 1);
+    assert_eq!(breaker(gw.admin, "gone").await["calls"]["failed"], json!(2));
+}
