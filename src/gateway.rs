@@ -184,14 +184,24 @@ impl GatewayBuilder {
         if let Some(resolver) = self.resolver {
             resources.resolver = resolver;
         }
-        let (snapshot, sha256) = Reloader::load(
-            &self.origin,
-            &resources,
-            &*self.env,
+        // Reading, compiling and any first DNS lookup block: keep them off the async workers.
+        let (origin, env, listen, admin) = (
+            self.origin.clone(),
+            self.env.clone(),
             self.listen,
             self.admin_listen,
-        )
-        .map_err(StartError::Config)?;
+        );
+        let (loaded, resources) = tokio::task::spawn_blocking(move || {
+            let loaded = Reloader::load(&origin, &resources, &*env, listen, admin);
+            (loaded, resources)
+        })
+        .await
+        .map_err(|e| {
+            StartError::Config(crate::config::ConfigErrors::internal(&format!(
+                "loading the config failed: {e}"
+            )))
+        })?;
+        let (snapshot, sha256) = loaded.map_err(StartError::Config)?;
         for warning in &snapshot.config.warnings {
             tracing::warn!("{warning}");
         }

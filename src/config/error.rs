@@ -48,6 +48,16 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl ConfigErrors {
+    /// An error that is not about the file's content (a task that failed, say).
+    pub fn internal(message: &str) -> Self {
+        Self(vec![ConfigError {
+            file: Arc::from("weir"),
+            pos: Pos::default(),
+            route: None,
+            message: message.to_string(),
+        }])
+    }
+
     /// The first error, for a one-line summary.
     pub fn first(&self) -> Option<&ConfigError> {
         self.0.first()

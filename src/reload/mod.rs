@@ -197,12 +197,9 @@ impl Reloader {
         })
         .await
         .unwrap_or_else(|e| {
-            Err(ConfigErrors(vec![ConfigError {
-                file: Arc::from(self.status().source),
-                pos: Pos::default(),
-                route: None,
-                message: format!("compiling the config failed unexpectedly: {e}"),
-            }]))
+            Err(ConfigErrors::internal(&format!(
+                "compiling the config failed unexpectedly: {e}"
+            )))
         });
         match built {
             Ok((snapshot, sha256)) => Ok(self.swap(snapshot, sha256, trigger)),
