@@ -7,7 +7,7 @@
 # The origin is nginx (one worker, access log off) answering a 6-byte body, so the
 # difference between the two rows is weir's cost. Prints requests/s, p50 and p99 for each,
 # and weir's peak RSS. A third round runs through weir while its config file is rewritten
-# every 100 ms: its errors column must say none. Then three interleaved pairs of rounds compare
+# every 100 ms: its errors column must say none. Then five interleaved pairs of rounds compare
 # a plain route with an lb:// route behind LoadBalancer, CircuitBreaker and Retry. Traffic goes
 # only to 127.0.0.1; every wrk run is bounded in time.
 set -euo pipefail
@@ -80,6 +80,10 @@ gateway:
         - LoadBalancer=round-robin
         - CircuitBreaker=origin
         - Retry=3
+    - id: plain
+      uri: http://127.0.0.1:$ORIGIN_PORT
+      predicates:
+        - Path=/plain/**
     - id: origin
       uri: http://127.0.0.1:$ORIGIN_PORT
       predicates:
@@ -142,18 +146,19 @@ rm -f "$work/reloading"
 wait "$reload_pid" 2>/dev/null || true
 reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
 
-# Resilience overhead: the plain route against an lb:// route with LoadBalancer,
-# CircuitBreaker and Retry, in three interleaved pairs of rounds; the medians are compared.
+# Resilience overhead: a plain route (no filters) against an lb:// route to the same origin
+# with LoadBalancer, CircuitBreaker and Retry, in five interleaved pairs of rounds; the
+# medians are compared.
 plain=() resilient=()
-for _ in 1 2 3; do
-  read -r rps _ _ err < <(round "$WEIR_PORT" /plain)
+for _ in 1 2 3 4 5; do
+  read -r rps _ _ err < <(round "$WEIR_PORT" /plain/x)
   plain+=("$rps")
   [ "$err" = none ] || echo "plain round errors: $err" >&2
   read -r rps _ _ err < <(round "$WEIR_PORT" /resilient/x)
   resilient+=("$rps")
   [ "$err" = none ] || echo "resilient round errors: $err" >&2
 done
-median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
 plain_median=$(median "${plain[@]}")
 resilient_median=$(median "${resilient[@]}")
 # weir's own count: the config version (1 at start, +1 per successful reload).
@@ -169,7 +174,7 @@ printf '%-8s %12s %10s %10s  %s\n' weir "$w_rps" "$w_p50" "$w_p99" "$w_err"
 printf '%-8s %12s %10s %10s  %s\n' reload "$r_rps" "$r_p50" "$r_p99" "$r_err"
 echo "reload row: weir while its config was rewritten $reloads times (every 100 ms); config version at the end: $version"
 awk -v w="$w_rps" -v d="$d_rps" 'BEGIN { printf "weir/direct throughput: %.2f\n", w / d }'
-echo "plain route, 3 rounds (requests/s): ${plain[*]}"
-echo "LoadBalancer + CircuitBreaker + Retry route, 3 rounds (requests/s): ${resilient[*]}"
+echo "plain route, 5 rounds (requests/s): ${plain[*]}"
+echo "LoadBalancer + CircuitBreaker + Retry route, 5 rounds (requests/s): ${resilient[*]}"
 awk -v p="$plain_median" -v r="$resilient_median" 'BEGIN { printf "resilience overhead (median vs median): %.1f%% of throughput\n", (p - r) * 100 / p }'
 echo "weir peak RSS: $((peak_kib / 1024)) MiB ($peak_kib KiB)"

@@ -59,9 +59,7 @@ pub use replay::{read_replayable, Replay};
 pub use service::HttpService;
 pub use state::{StateKey, StateStore};
 pub use template::Template;
-pub use upstream::{
-    fallback_service, Balance, Strategy, UpstreamFailure, UpstreamInstance, Upstreams,
-};
+pub use upstream::{fallback_service, Balance, Strategy, UpstreamFailure, Upstreams};
 pub use weir_predicates::{parse_duration, parse_size, ArgError, Args, Captures, Shortcut};
 
 /// A compiled filter.

@@ -1,8 +1,6 @@
 //! What filters need to know about upstream calls: how one failed, which instance answered,
 //! how to pick an instance, and how to reach another route or uri.
 
-use std::sync::Arc;
-
 use crate::HttpService;
 
 /// Put in the extensions of a response that weir made because the upstream call failed, so
@@ -27,11 +25,6 @@ impl UpstreamFailure {
         }
     }
 }
-
-/// Put in the extensions of a response from a load-balanced upstream: the instance that was
-/// called (its `scheme://host:port`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamInstance(pub Arc<str>);
 
 /// How a load-balanced route picks an instance (the `LoadBalancer` filter sets it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

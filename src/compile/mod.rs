@@ -92,12 +92,13 @@ impl Upstreams for CompileUpstreams<'_> {
     fn uri(&self, uri: &str) -> Result<HttpService, String> {
         let (tls, authority) = config::parse_instance_uri(uri)
             .map_err(|e| format!("{e}; a fallback is `forward:/path` or `http(s)://host:port`"))?;
-        Ok(HttpService::new(Forwarder::new(
+        Ok(Forwarder::new(
             self.upstream.client(self.config.client.connect_timeout),
             Target::Fixed(Arc::new(Endpoint::new(tls, authority))),
             self.config.client.response_timeout,
             self.config.server.trusted_proxies.clone(),
-        )))
+        )
+        .into_service())
     }
 }
 
@@ -246,19 +247,21 @@ impl Compiler<'_> {
             None => self.config.client.response_timeout,
         };
         let inner = match &def.uri {
-            RouteUri::Http { tls, authority } => HttpService::new(Forwarder::new(
+            RouteUri::Http { tls, authority } => Forwarder::new(
                 self.upstream.client(connect),
                 Target::Fixed(Arc::new(Endpoint::new(*tls, authority.clone()))),
                 response,
                 self.config.server.trusted_proxies.clone(),
-            )),
+            )
+            .into_service(),
             RouteUri::Lb(name) => match self.services.get(name) {
-                Some(service) => HttpService::new(Forwarder::new(
+                Some(service) => Forwarder::new(
                     self.upstream.client(connect),
                     Target::Balanced(service.clone()),
                     response,
                     self.config.server.trusted_proxies.clone(),
-                )),
+                )
+                .into_service(),
                 None => {
                     let hint =
                         weir_predicates::closest(name, self.services.keys().map(String::as_str))

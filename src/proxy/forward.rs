@@ -17,7 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use tower::Service;
-use weir_filters::{Body, Exchange, UpstreamFailure, UpstreamInstance};
+use weir_filters::{Body, Exchange, HttpService, UpstreamFailure};
 
 use super::balance::{Endpoint, Service as BalancedService};
 use super::headers::remove_hop_by_hop;
@@ -71,12 +71,7 @@ pub enum Target {
 }
 
 /// Sends the exchange to one upstream and streams its response back.
-#[derive(Clone)]
 pub struct Forwarder {
-    inner: Arc<ForwarderInner>,
-}
-
-struct ForwarderInner {
     client: HttpClient,
     target: Target,
     response_timeout: Option<Duration>,
@@ -92,13 +87,21 @@ impl Forwarder {
         trusted_proxies: Vec<IpNet>,
     ) -> Self {
         Self {
-            inner: Arc::new(ForwarderInner {
-                client,
-                target,
-                response_timeout,
-                trusted_proxies,
-            }),
+            client,
+            target,
+            response_timeout,
+            trusted_proxies,
         }
+    }
+
+    /// The forwarder as the innermost service of a chain: one allocation per request (the
+    /// boxed future).
+    pub fn into_service(self) -> HttpService {
+        let this = Arc::new(self);
+        HttpService::from_fn(move |exchange| {
+            let this = this.clone();
+            async move { this.forward(exchange).await }
+        })
     }
 }
 
@@ -115,7 +118,7 @@ fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-impl ForwarderInner {
+impl Forwarder {
     /// Turns the exchange's request into the upstream request for `endpoint`.
     fn upstream_request(&self, exchange: Exchange, endpoint: &Endpoint) -> http::Request<Body> {
         let Exchange {
@@ -213,22 +216,7 @@ impl ForwarderInner {
     }
 }
 
-impl Service<Exchange> for Forwarder {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, exchange: Exchange) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.forward(exchange).await) })
-    }
-}
-
-impl ForwarderInner {
+impl Forwarder {
     async fn forward(&self, exchange: Exchange) -> Response<Body> {
         let route = exchange.route_id.clone();
         let request_id = exchange.request_id;
@@ -244,25 +232,25 @@ impl ForwarderInner {
         let (endpoint, balanced) = match &self.target {
             Target::Fixed(endpoint) => (endpoint.clone(), None),
             Target::Balanced(service) => {
-                let tried = exchange.tried_instances.as_ref().map(|tried| {
-                    let list = tried.lock().unwrap_or_else(|e| e.into_inner());
-                    list.clone()
-                });
-                match service.pick(exchange.balance.strategy, tried.as_deref().unwrap_or(&[])) {
-                    Some((instance, in_flight)) => {
-                        if let Some(tried) = &exchange.tried_instances {
-                            // Recorded now: a retry must avoid it even if this attempt is cut
-                            // short before it answers.
-                            tried
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(instance.endpoint.key.clone());
-                        }
-                        (
-                            instance.endpoint.clone(),
-                            Some((service, instance, in_flight)),
-                        )
-                    }
+                // Retries share the list of instances tried; the pick is recorded at once, so a
+                // retry avoids it even if this attempt is cut short before it answers.
+                let mut tried = exchange
+                    .tried_instances
+                    .as_ref()
+                    .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()));
+                let picked = service.pick(
+                    exchange.balance.strategy,
+                    tried.as_deref().map_or(&[][..], |v| &v[..]),
+                );
+                if let (Some(tried), Some((instance, _))) = (tried.as_mut(), &picked) {
+                    tried.push(instance.endpoint.key.clone());
+                }
+                drop(tried);
+                match picked {
+                    Some((instance, in_flight)) => (
+                        instance.endpoint.clone(),
+                        Some((service, instance, in_flight)),
+                    ),
                     None => {
                         let (status, message) = if exchange.balance.use404 {
                             (
@@ -290,7 +278,7 @@ impl ForwarderInner {
             Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
             None => Ok(sent.await),
         };
-        let mut response = match result {
+        let response = match result {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
@@ -336,9 +324,6 @@ impl ForwarderInner {
             let failed = response.extensions().get::<UpstreamFailure>().is_some()
                 || response.status().is_server_error();
             service.report(instance, failed);
-            response
-                .extensions_mut()
-                .insert(UpstreamInstance(instance.endpoint.key.clone()));
         }
         response
     }
