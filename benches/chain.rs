@@ -10,8 +10,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{Request, Response};
 use weir_filters::{
-    Args, Body, Captures, Exchange, FilterContext, FilterFactory, HttpService, StateStore,
-    Upstreams,
+    Args, Body, Captures, Exchange, FilterContext, HttpService, StateStore, Upstreams,
 };
 
 /// The allocator the `weir` binary uses.
@@ -33,7 +32,10 @@ fn answer() -> HttpService {
     HttpService::from_fn(|_| async { Response::new(Body::Empty) })
 }
 
-fn chain(filters: &[(&str, &[&str])]) -> HttpService {
+/// A filter as its YAML name and shortcut values.
+type Entry<'a> = (&'a str, &'a [&'a str]);
+
+fn chain(filters: &[Entry<'_>]) -> HttpService {
     let factories = weir_filters::builtins();
     let state = StateStore::default();
     let generation = state.begin();
@@ -89,7 +91,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("chain");
-    let cases: [(&str, Vec<(&str, &[&str])>); 6] = [
+    let cases: [(&str, Vec<Entry<'_>>); 6] = [
         ("none", vec![]),
         (
             "header_edits",
