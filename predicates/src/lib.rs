@@ -50,6 +50,14 @@ pub trait Predicate: Send + Sync + 'static {
     fn variables(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// For route indexing: the literal path segments every request this predicate matches
+    /// must start with, one list per alternative (`Path=/api/v1/{id},/health` gives
+    /// `[["api", "v1"], ["health"]]`). `None` (the default) when the predicate does not
+    /// constrain the path.
+    fn path_prefixes(&self) -> Option<Vec<Vec<String>>> {
+        None
+    }
 }
 
 /// Builds a [`Predicate`] from the arguments of one YAML entry.

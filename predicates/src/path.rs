@@ -74,6 +74,15 @@ impl Predicate for PathPredicate {
     fn variables(&self) -> Vec<String> {
         self.patterns.iter().flat_map(|p| p.variables()).collect()
     }
+
+    fn path_prefixes(&self) -> Option<Vec<Vec<String>>> {
+        Some(
+            self.patterns
+                .iter()
+                .map(PathPattern::literal_segments)
+                .collect(),
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -284,20 +293,16 @@ impl PathPattern {
         out
     }
 
-    /// The literal segments the pattern starts with, joined as a path (`/api/v1` for
-    /// `/api/v1/{id}/**`), for route indexing.
-    pub fn literal_prefix(&self) -> String {
-        let mut out = String::new();
-        for seg in &self.segments {
-            match seg {
-                Segment::Literal(l) => {
-                    out.push('/');
-                    out.push_str(l);
-                }
-                _ => break,
-            }
-        }
-        out
+    /// The literal segments the pattern starts with (`["api", "v1"]` for `/api/v1/{id}/**`):
+    /// every path it matches starts with them. For route indexing.
+    pub fn literal_segments(&self) -> Vec<String> {
+        self.segments
+            .iter()
+            .map_while(|seg| match seg {
+                Segment::Literal(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether the pattern matches `path`; on a match its variables are added to `captures`,
@@ -454,13 +459,11 @@ mod tests {
     }
 
     #[test]
-    fn literal_prefix() {
-        assert_eq!(
-            PathPattern::parse("/api/v1/{id}/**")
-                .unwrap()
-                .literal_prefix(),
-            "/api/v1"
-        );
-        assert_eq!(PathPattern::parse("/**").unwrap().literal_prefix(), "");
+    fn literal_segments() {
+        let segs = |p: &str| PathPattern::parse(p).unwrap().literal_segments();
+        assert_eq!(segs("/api/v1/{id}/**"), ["api", "v1"]);
+        assert!(segs("/**").is_empty());
+        assert_eq!(segs("/"), [""]);
+        assert_eq!(segs("/a/*.html"), ["a"]);
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Start-up, `weir check` and reload all go through [`compile`].
 
+mod index;
 mod registry;
 mod table;
 
@@ -404,5 +405,111 @@ mod tests {
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(names, ["d1", "r1", "d2", "d3"]);
+    }
+
+    /// A small deterministic generator, so that failures reproduce.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    #[test]
+    fn the_index_finds_what_a_full_scan_finds() {
+        use weir_predicates::{Captures, RequestView};
+        const SEGMENTS: &[&str] = &["a", "b", "c", "{x}", "*", "a*", "{y:[ab]+}"];
+        const TAILS: &[&str] = &["", "/**", "/{*rest}", "/"];
+        const PATH_SEGMENTS: &[&str] = &["a", "b", "c", "ab", "abc", "", "."];
+        let mut rng = Lcg(7);
+        let mut compiled = 0;
+        let headers = {
+            let mut h = http::HeaderMap::new();
+            h.insert("x-env", "blue".parse().unwrap());
+            h
+        };
+        for _ in 0..300 {
+            let mut yaml = String::from("gateway:\n  routes:\n");
+            for r in 0..rng.next(12) + 1 {
+                yaml.push_str(&format!(
+                    "  - id: r{r}\n    uri: no://op\n    order: {}\n",
+                    rng.next(3)
+                ));
+                match rng.next(5) {
+                    0 => {} // no predicates: matches everything
+                    1 => yaml.push_str("    predicates: [\"Header=X-Env, blue\"]\n"),
+                    _ => {
+                        let mut patterns = Vec::new();
+                        for _ in 0..rng.next(2) + 1 {
+                            let mut p = String::new();
+                            for position in 0..rng.next(3) {
+                                p.push('/');
+                                // Variables are named by position: a name may not repeat.
+                                let segment = SEGMENTS[rng.next(SEGMENTS.len())];
+                                p.push_str(
+                                    &segment
+                                        .replace("{x}", &format!("{{x{position}}}"))
+                                        .replace("{y:", &format!("{{y{position}:")),
+                                );
+                            }
+                            p.push_str(TAILS[rng.next(TAILS.len())]);
+                            if !p.starts_with('/') {
+                                p.insert(0, '/');
+                            }
+                            patterns.push(p);
+                        }
+                        let flag = if rng.next(2) == 0 { ", false" } else { "" };
+                        yaml.push_str(&format!(
+                            "    predicates: [\"Path={}{flag}\"]\n",
+                            patterns.join(",")
+                        ));
+                    }
+                }
+            }
+            let source = Source {
+                name: Arc::from("t.yaml"),
+                text: yaml.clone(),
+            };
+            let Ok(snapshot) = build(&source, &Resources::default(), &|_| None) else {
+                continue;
+            };
+            compiled += 1;
+            for _ in 0..40 {
+                let mut path = String::new();
+                for _ in 0..rng.next(4) {
+                    path.push('/');
+                    path.push_str(PATH_SEGMENTS[rng.next(PATH_SEGMENTS.len())]);
+                }
+                if path.is_empty() || rng.next(4) == 0 {
+                    path.push('/');
+                }
+                let view = RequestView {
+                    method: &http::Method::GET,
+                    path: &path,
+                    query: None,
+                    headers: &headers,
+                    host: Some("h"),
+                    remote: "127.0.0.1:1".parse().unwrap(),
+                    seed: 1,
+                };
+                let (mut c1, mut c2) = (Captures::default(), Captures::default());
+                let indexed = snapshot.table.find(&view, &mut c1).map(|r| r.id.clone());
+                let scanned = snapshot
+                    .table
+                    .find_by_scan(&view, &mut c2)
+                    .map(|r| r.id.clone());
+                assert_eq!(indexed, scanned, "path {path:?} in\n{yaml}");
+                assert_eq!(c1, c2, "captures for {path:?} in\n{yaml}");
+            }
+        }
+        assert!(
+            compiled > 200,
+            "only {compiled} of 300 generated configs compiled"
+        );
     }
 }

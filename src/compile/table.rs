@@ -3,6 +3,7 @@ use std::sync::Arc;
 use weir_filters::HttpService;
 use weir_predicates::{Captures, Predicate, RequestView};
 
+use super::index::RouteIndex;
 use crate::config::RouteUri;
 
 /// A compiled route.
@@ -35,22 +36,48 @@ impl Route {
 /// The routes of one config, in matching order: by `order`, then file order.
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
+    index: RouteIndex,
 }
 
 impl RouteTable {
-    /// A table of `routes`, sorted stably by order.
+    /// A table of `routes`, sorted stably by order, and its index.
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
         routes.sort_by_key(|r| r.order);
-        Self { routes }
+        let index = RouteIndex::new(
+            routes
+                .iter()
+                .map(|r| r.predicates.iter().find_map(|p| p.path_prefixes())),
+        );
+        Self { routes, index }
     }
 
-    /// The first route whose predicates all match. `captures` holds that route's variables
+    /// The first route whose predicates all match, in table order. The index narrows the
+    /// routes tried to those whose path prefix fits the request (see [`RouteIndex`]); the
+    /// answer is the one a full scan would give. `captures` holds that route's variables
     /// afterwards (and nothing from routes that did not match).
     pub fn find(&self, request: &RequestView<'_>, captures: &mut Captures) -> Option<&Arc<Route>> {
+        let position = self.index.first(request.path, |i| {
+            captures.truncate(0);
+            self.routes[i as usize].matches(request, captures)
+        })?;
+        self.routes.get(position as usize)
+    }
+
+    /// [`RouteTable::find`] without the index: every route in order. For tests and benches.
+    pub fn find_by_scan(
+        &self,
+        request: &RequestView<'_>,
+        captures: &mut Captures,
+    ) -> Option<&Arc<Route>> {
         self.routes.iter().find(|route| {
             captures.truncate(0);
             route.matches(request, captures)
         })
+    }
+
+    /// How many routes cannot be indexed, and so are tried for every request.
+    pub fn unindexed(&self) -> usize {
+        self.index.unindexed()
     }
 
     /// Every route in matching order.
