@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# weir against nginx as a reverse proxy, on loopback, every process pinned to one CPU.
+#
+#   benches/load/vs-nginx.sh                 # 5 interleaved rounds of 10 s per proxy
+#   ROUNDS=3 DURATION=5s benches/load/vs-nginx.sh
+#
+# Pinning the origin, the load generator and the proxy to the same CPU keeps the spread between
+# rounds at a few percent on a shared 2-core machine; it dilutes throughput with the origin's
+# and wrk's own cost, so the sharpest figure is the proxy's own CPU time per request, read from
+# /proc/PID/stat before and after each round. nginx runs with one worker, upstream keepalive,
+# keepalive_requests high and the access log off. Rounds alternate weir, nginx, weir, ...
+#
+# Also measured: added latency at one connection (p50 vs calling the origin directly), idle RSS
+# with the embedded default config, RSS with 1,000 idle keep-alive client connections, and a
+# 1 GiB download streamed through each proxy against direct.
+#
+# Traffic goes only to 127.0.0.1; every run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+CPU=${CPU:-0}
+ORIGIN_PORT=${ORIGIN_PORT:-18190}
+NGINX_PORT=${NGINX_PORT:-18191}
+WEIR_PORT=${WEIR_PORT:-18192}
+ADMIN_PORT=${ADMIN_PORT:-19192}
+
+install() {
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
+    echo "installing $2 from Debian" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+install wrk wrk
+install nginx nginx-light
+install curl curl
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet --bin weir
+WEIR=$PWD/target/release/weir
+PIN="taskset -c $CPU"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/origin" "$work/proxy" "$work/www"
+# nginx's workers run as nobody: let them read the served file.
+chmod 755 "$work" "$work/www"
+# The large body: 1 GiB, sparse on disk, served by the origin.
+truncate -s 1G "$work/www/big"
+
+cat > "$work/origin/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/origin/nginx.pid;
+error_log $work/origin/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$ORIGIN_PORT;
+    location = /big { root $work/www; }
+    location / { return 200 "hello\n"; }
+  }
+}
+CONF
+cat > "$work/proxy/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/proxy/nginx.pid;
+error_log $work/proxy/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_PORT;
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+cat > "$work/routes.yaml" <<CONF
+server:
+  listen: 127.0.0.1:$WEIR_PORT
+admin:
+  listen: 127.0.0.1:$ADMIN_PORT
+gateway:
+  routes:
+    - id: origin
+      uri: http://127.0.0.1:$ORIGIN_PORT
+      predicates:
+        - Path=/**
+CONF
+
+$PIN "$NGINX" -c "$work/origin/nginx.conf" -p "$work/origin" &
+pids+=($!)
+$PIN "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
+pids+=($!)
+RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
+weir_pid=$!
+pids+=($weir_pid)
+
+wait_for() { # port: poll for up to 5 s
+  for _ in $(seq 1 500); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.01
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT"; do wait_for "$port"; done
+
+# The proxy nginx's worker: the child of its master.
+nginx_master=$(cat "$work/proxy/nginx.pid")
+nginx_worker=$(pgrep -P "$nginx_master" | head -1)
+
+ticks() { # pid: utime + stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+hz=$(getconf CLK_TCK)
+
+# round PORT PID: prints requests/s p50 p99 cpu-us-per-request errors
+round() {
+  local before after out
+  before=$(ticks "$2")
+  out=$($PIN wrk --latency -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1/")
+  after=$(ticks "$2")
+  local requests rps p50 p99 errors
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
+  awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="${errors:-none}" \
+    'BEGIN { printf "%s %s %s %.2f %s\n", rps, p50, p99, t / hz * 1e6 / n, e }'
+}
+
+# Latency units from wrk (us, ms, s) to microseconds.
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1000000; printf "%.1f", n }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "warming up" >&2
+$PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
+$PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+
+declare -a w_rps w_p50 w_p99 w_cpu n_rps n_p50 n_p99 n_cpu
+printf '%-6s %-6s %12s %10s %10s %12s  %s\n' round proxy "requests/s" p50 p99 "cpu us/req" errors
+for i in $(seq 1 "$ROUNDS"); do
+  read -r rps p50 p99 cpu err < <(round "$WEIR_PORT" "$weir_pid")
+  printf '%-6s %-6s %12s %10s %10s %12s  %s\n' "$i" weir "$rps" "$p50" "$p99" "$cpu" "$err"
+  w_rps+=("$rps"); w_p50+=("$(to_us "$p50")"); w_p99+=("$(to_us "$p99")"); w_cpu+=("$cpu")
+  read -r rps p50 p99 cpu err < <(round "$NGINX_PORT" "$nginx_worker")
+  printf '%-6s %-6s %12s %10s %10s %12s  %s\n' "$i" nginx "$rps" "$p50" "$p99" "$cpu" "$err"
+  n_rps+=("$rps"); n_p50+=("$(to_us "$p50")"); n_p99+=("$(to_us "$p99")"); n_cpu+=("$cpu")
+done
+
+wr=$(median "${w_rps[@]}"); nr=$(median "${n_rps[@]}")
+wc=$(median "${w_cpu[@]}"); nc=$(median "${n_cpu[@]}")
+w99=$(median "${w_p99[@]}"); n99=$(median "${n_p99[@]}")
+w50=$(median "${w_p50[@]}"); n50=$(median "${n_p50[@]}")
+
+# Added latency at low load: one connection, direct against through weir.
+low() { $PIN wrk --latency -t1 -c1 -d5s "http://127.0.0.1:$1/" | awk '$1 == "50%" {print $2}'; }
+direct_p50=$(to_us "$(low "$ORIGIN_PORT")")
+weir_p50=$(to_us "$(low "$WEIR_PORT")")
+
+# 1 GiB through each proxy against direct (page-cached sparse file, discarded by curl).
+speed() { curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$1/big"; }
+direct_bps=$(speed "$ORIGIN_PORT")
+weir_bps=$(speed "$WEIR_PORT")
+nginx_bps=$(speed "$NGINX_PORT")
+peak_stream_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
+
+# Memory: idle with the embedded default config, then with 1,000 idle keep-alive clients.
+RUST_LOG=warn WEIR_LISTEN=127.0.0.1:18193 WEIR_ADMIN_LISTEN=127.0.0.1:19193 \
+  functions_provider_url=http://127.0.0.1:$ORIGIN_PORT $PIN "$WEIR" &
+idle_pid=$!
+pids+=($idle_pid)
+wait_for 18193
+idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$idle_pid/status")
+python3 - "$idle_pid" <<'PY' > "$work/conns.txt"
+import socket, sys
+pid = sys.argv[1]
+socks = []
+for _ in range(1000):
+    s = socket.create_connection(("127.0.0.1", 18193), timeout=5)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    socks.append(s)
+for s in socks:  # read each answer; the connections stay open (keep-alive)
+    s.recv(65536)
+rss = [l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1]
+print(rss)
+PY
+conns_kib=$(cat "$work/conns.txt")
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); all processes on CPU $CPU"
+echo "rounds: $ROUNDS x $DURATION per proxy, interleaved; wrk -t1 -c$CONNS; medians below"
+printf '%-22s %12s %12s %10s\n' "" weir nginx weir/nginx
+awk -v w="$wr" -v n="$nr" 'BEGIN { printf "%-22s %12.0f %12.0f %10.2f\n", "requests/s", w, n, w / n }'
+awk -v w="$wc" -v n="$nc" 'BEGIN { printf "%-22s %12.2f %12.2f %10.2f\n", "cpu us per request", w, n, w / n }'
+awk -v w="$w50" -v n="$n50" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p50 latency (us)", w, n, w / n }'
+awk -v w="$w99" -v n="$n99" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p99 latency (us)", w, n, w / n }'
+echo
+echo "1 connection, p50: direct ${direct_p50} us, through weir ${weir_p50} us (added $(awk -v a="$weir_p50" -v b="$direct_p50" 'BEGIN { printf "%.1f", a - b }') us)"
+awk -v d="$direct_bps" -v w="$weir_bps" -v n="$nginx_bps" 'BEGIN {
+  printf "1 GiB download: direct %.0f MiB/s, weir %.0f MiB/s (%.0f%%), nginx %.0f MiB/s (%.0f%%)\n", d/1048576, w/1048576, w*100/d, n/1048576, n*100/d }'
+echo "weir peak RSS after the rounds and the 1 GiB download: $((peak_stream_kib / 1024)) MiB"
+echo "weir idle RSS (embedded default config): $((idle_kib / 1024)) MiB ($idle_kib KiB)"
+echo "weir RSS with 1,000 idle keep-alive connections: $((conns_kib / 1024)) MiB ($conns_kib KiB)"
