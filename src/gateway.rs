@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use crate::compile::{Registry, Resources, Snapshot};
 use crate::config::{ConfigErrors, Source};
 use crate::metrics::{BreakerCollector, Metrics};
 use crate::proxy::balance::Resolver;
+use crate::proxy::guard::{self, Verdict};
 use crate::proxy::normalize::normalize_path;
 use crate::proxy::{dispatch, Conn};
 use crate::reload::{watch::FileWatch, Origin, Reloader};
@@ -58,6 +59,7 @@ pub struct Shared {
     pub resources: Resources,
     next_request_id: AtomicU64,
     unmatched: Arc<str>,
+    rejected: Arc<str>,
 }
 
 impl Shared {
@@ -67,23 +69,75 @@ impl Shared {
         let snapshot = self.snapshot.load_full();
         let (mut parts, body) = request.into_parts();
         let method = parts.method.clone();
-        if let std::borrow::Cow::Owned(path) = normalize_path(parts.uri.path()) {
-            let pq = match parts.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
-            };
-            let mut uri = std::mem::take(&mut parts.uri).into_parts();
-            uri.path_and_query = pq.parse().ok();
-            parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
+        let verdict = match guard::check(&mut parts) {
+            Verdict::Pass => match normalize_path(parts.uri.path()) {
+                Ok(std::borrow::Cow::Borrowed(_)) => Verdict::Pass,
+                Ok(std::borrow::Cow::Owned(path)) => {
+                    let pq = match parts.uri.query() {
+                        Some(q) => format!("{path}?{q}"),
+                        None => path,
+                    };
+                    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                    uri.path_and_query = pq.parse().ok();
+                    parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
+                    Verdict::Pass
+                }
+                Err(rejected) => Verdict::Reject(StatusCode::BAD_REQUEST, rejected.0),
+            },
+            other => other,
+        };
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        if verdict != Verdict::Pass {
+            let response = answer_directly(verdict, &parts, request_id);
+            self.metrics.record(
+                &self.rejected,
+                &method,
+                response.status().as_u16(),
+                start.elapsed(),
+            );
+            return response;
         }
         let request = Request::from_parts(parts, Body::Incoming(body));
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (response, route) = dispatch(&snapshot.table, request, conn, request_id, 0).await;
         let route = route.as_ref().unwrap_or(&self.unmatched);
         self.metrics
             .record(route, &method, response.status().as_u16(), start.elapsed());
         response
     }
+}
+
+/// The answer to a request the guard or the path policy stopped: `OPTIONS *`, or a JSON error.
+/// On HTTP/1 the connection is closed after it: the rest of what the client sent is not read.
+fn answer_directly(
+    verdict: Verdict,
+    parts: &http::request::Parts,
+    request_id: u64,
+) -> Response<Body> {
+    let mut response = match verdict {
+        Verdict::OptionsStar => {
+            let mut response = Response::new(Body::Empty);
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(guard::ALLOW));
+            return response;
+        }
+        Verdict::Reject(status, message) => {
+            tracing::debug!(
+                status = status.as_u16(),
+                reason = message,
+                request_id = format_args!("{request_id:016x}"),
+                "request rejected"
+            );
+            weir_filters::error_response(status, message, parts.uri.path(), None, request_id)
+        }
+        Verdict::Pass => Response::new(Body::Empty),
+    };
+    if parts.version < http::Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Builds a gateway: its config, listeners and any custom predicate or filter factories.
@@ -237,6 +291,7 @@ impl GatewayBuilder {
             resources,
             next_request_id: AtomicU64::new(random_u64() >> 16),
             unmatched: Arc::from("unmatched"),
+            rejected: Arc::from("rejected"),
         });
         let reloader = Arc::new(Reloader::new(
             shared.clone(),

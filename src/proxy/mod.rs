@@ -2,6 +2,7 @@
 
 pub mod balance;
 mod forward;
+pub mod guard;
 pub mod headers;
 pub mod normalize;
 

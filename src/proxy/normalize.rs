@@ -1,32 +1,155 @@
 //! The one path normalisation, applied before any predicate runs. What the predicates match is
 //! exactly what the upstream receives.
 //!
-//! 1. Percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, so `%2e%2e`
-//!    is a dot segment and `%41` is `A`. Other escapes stay as sent, in the case sent.
+//! A path is **rejected** (400) when it
+//! - holds a byte that RFC 3986 does not allow in a path: not ASCII, a control character, a
+//!   backslash (`\`), `"`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, `[`, `]`: upstreams read these
+//!   differently (as UTF-8 or Latin-1, `\` as a separator on Windows servers);
+//! - holds a malformed escape (`%`, `%4`, `%zz`) or an encoded control character (`%00` to
+//!   `%1F`, `%7F`): some upstreams keep them, some decode them, some cut the path at `%00`;
+//! - has a segment that is a dot segment under another reading of it: once fully
+//!   percent-decoded (`%252e%252e`), with `%2F`, `%5C` or `\` taken as separators
+//!   (`..%2F`, `a%5C..`), or with its `;` parameters removed as Tomcat does (`..;`, `.;x`).
+//!
+//! Otherwise it is **normalised**:
+//! 1. Percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, in either
+//!    case (`%2e%2E` is `..`, `%41` is `A`). Other escapes stay as sent, in the case sent.
 //! 2. Dot segments (`.`, `..`) are resolved as RFC 3986 §5.2.4 says; `..` never climbs above
 //!    the root.
 //! 3. Runs of `/` become one `/`.
 //! 4. An encoded slash (`%2F`) or backslash (`%5C`) is never decoded, so it is never a
 //!    separator: `/system%2Ffunctions` is one segment, matched and forwarded as such.
+//!
+//! Normalising a normalised path changes nothing.
 
 use std::borrow::Cow;
 
 use weir_predicates::percent::hex;
 
+/// Why a path was rejected. The message is safe to show the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRejected(pub &'static str);
+
+impl std::fmt::Display for PathRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for PathRejected {}
+
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Normalises a request path. Borrows when the path is already normal. A target that is not
-/// a path (`*` of `OPTIONS *`) is returned as it is.
-pub fn normalize_path(path: &str) -> Cow<'_, str> {
+/// Checks every byte and escape of `path`. Returns whether it holds a `%` and whether it holds
+/// a `;`.
+fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
+    let (mut percent, mut semicolon) = (false, false);
+    let mut i = 0;
+    while i < path.len() {
+        match path[i] {
+            b'%' => {
+                percent = true;
+                let (Some(&h), Some(&l)) = (path.get(i + 1), path.get(i + 2)) else {
+                    return Err(PathRejected(
+                        "the path has a malformed percent-escape (`%` must be followed by two hex digits)",
+                    ));
+                };
+                let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+                    return Err(PathRejected(
+                        "the path has a malformed percent-escape (`%` must be followed by two hex digits)",
+                    ));
+                };
+                let c = h << 4 | l;
+                if c < 0x20 || c == 0x7f {
+                    return Err(PathRejected(
+                        "the path has an encoded control character (such as %00, %0A or %0D)",
+                    ));
+                }
+                i += 3;
+                continue;
+            }
+            b';' => semicolon = true,
+            b'\\' => {
+                return Err(PathRejected(
+                    "the path has a backslash; write it as %5C if it is data",
+                ))
+            }
+            b if b >= 0x80 => {
+                return Err(PathRejected(
+                    "the path has bytes that are not ASCII; percent-encode them",
+                ))
+            }
+            b if is_unreserved(b) || b"/!$&'()*+,=:@".contains(&b) => {}
+            _ => return Err(PathRejected(
+                "the path has a character that RFC 3986 does not allow there; percent-encode it",
+            )),
+        }
+        i += 1;
+    }
+    Ok((percent, semicolon))
+}
+
+/// Whether `segment` (neither `.` nor `..` itself) would be a dot segment to an upstream that
+/// decodes escapes (once or repeatedly), splits on `/` or `\` after decoding, or drops `;`
+/// parameters.
+fn hides_dot_segment(segment: &str) -> bool {
+    let mut bytes = segment.as_bytes().to_vec();
+    loop {
+        for piece in bytes.split(|b| *b == b'/' || *b == b'\\') {
+            let piece = match piece.iter().position(|b| *b == b';') {
+                Some(at) => &piece[..at],
+                None => piece,
+            };
+            if piece == b"." || piece == b".." {
+                return true;
+            }
+        }
+        // Decode once more; stop when nothing changes (each round shortens the text).
+        let decoded = percent_decode_all(&bytes);
+        if decoded.len() == bytes.len() {
+            return false;
+        }
+        bytes = decoded;
+    }
+}
+
+fn percent_decode_all(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Normalises a request path, or rejects it. Borrows when the path is already normal. A
+/// target that is not a path (`*` of `OPTIONS *`) is returned as it is.
+pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathRejected> {
     if !path.starts_with('/') {
-        return Cow::Borrowed(path);
+        return Ok(Cow::Borrowed(path));
     }
-    if !path.contains('%') && !path.contains("/.") && !path.contains("//") {
-        return Cow::Borrowed(path);
+    let (percent, semicolon) = scan(path.as_bytes())?;
+    if !percent && !semicolon && !path.contains("/.") && !path.contains("//") {
+        return Ok(Cow::Borrowed(path));
     }
-    let decoded = decode_unreserved(path);
+    let decoded = if percent {
+        decode_unreserved(path)
+    } else {
+        Cow::Borrowed(path)
+    };
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = decoded[1..].split('/').collect();
     let last = segments.len() - 1;
@@ -40,6 +163,11 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
             }
             "" => trailing_slash = i == last,
             s => {
+                if s.contains(['%', ';']) && hides_dot_segment(s) {
+                    return Err(PathRejected(
+                        "the path has a dot segment hidden by encoding, an encoded slash or backslash, or a `;` parameter",
+                    ));
+                }
                 out.push(s);
                 trailing_slash = false;
             }
@@ -54,22 +182,24 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
         result.push('/');
     }
     if result == path {
-        Cow::Borrowed(path)
+        Ok(Cow::Borrowed(path))
     } else {
-        Cow::Owned(result)
+        Ok(Cow::Owned(result))
     }
 }
 
+/// Decodes the escapes of unreserved characters. `path` has passed [`scan`]: every `%` starts a
+/// valid escape, and every byte is ASCII.
 fn decode_unreserved(path: &str) -> Cow<'_, str> {
-    if !path.contains('%') {
-        return Cow::Borrowed(path);
-    }
     let b = path.as_bytes();
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 let c = h << 4 | l;
                 if is_unreserved(c) {
                     out.push(c as char);
@@ -78,7 +208,6 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
                 }
             }
         }
-        // Paths reaching here come from a parsed URI: ASCII only.
         out.push(b[i] as char);
         i += 1;
     }
@@ -87,7 +216,17 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_path as n;
+    use super::normalize_path;
+
+    fn n(path: &str) -> String {
+        normalize_path(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .into_owned()
+    }
+
+    fn rejected(path: &str) -> bool {
+        normalize_path(path).is_err()
+    }
 
     #[test]
     fn policy() {
@@ -95,14 +234,72 @@ mod tests {
         assert_eq!(n("/"), "/");
         assert_eq!(n("/function/../system/functions"), "/system/functions");
         assert_eq!(n("/function/%2e%2e/system/functions"), "/system/functions");
+        assert_eq!(n("/function/%2E%2e/system"), "/system");
+        assert_eq!(n("/function/.%2e/system"), "/system");
         assert_eq!(n("/a/./b/"), "/a/b/");
+        assert_eq!(n("/a/%2e/b"), "/a/b");
         assert_eq!(n("/a/.."), "/");
         assert_eq!(n("/../../x"), "/x");
         assert_eq!(n("//system//functions"), "/system/functions");
         assert_eq!(n("/system%2Ffunctions"), "/system%2Ffunctions");
+        assert_eq!(n("/system%2ffunctions"), "/system%2ffunctions");
+        assert_eq!(n("/a%5Cb"), "/a%5Cb");
         assert_eq!(n("/%7Euser/%41"), "/~user/A");
         assert_eq!(n("/a%20b"), "/a%20b");
         assert_eq!(n("/a/.hidden"), "/a/.hidden");
         assert_eq!(n("/a/b/."), "/a/b/");
+        assert_eq!(n("/a/.../b"), "/a/.../b");
+        assert_eq!(n("/a;v=1/b;jsessionid=x"), "/a;v=1/b;jsessionid=x");
+        assert_eq!(n("/a/%25/b"), "/a/%25/b");
+        assert_eq!(n("*"), "*");
+    }
+
+    #[test]
+    fn hostile_paths_are_rejected() {
+        for path in [
+            "/a\\..\\b",
+            "/a\\b",
+            "/caf\u{e9}",
+            "/a%00b",
+            "/a%0d%0aSet-Cookie:x",
+            "/a%7f",
+            "/a%",
+            "/a%4",
+            "/a%zz",
+            "/a%%32%65",
+            "/public/..%2Fsystem",
+            "/public/..%2fsystem",
+            "/public/%2e%2e%2fsystem",
+            "/public/a%2F..%2Fb",
+            "/public/..%5Csystem",
+            "/public/..;/system",
+            "/public/.;/system",
+            "/public/..;jsessionid=x/system",
+            "/public/%2e%2e;/system",
+            "/public/..%3b/system",
+            "/public/%252e%252e/system",
+            "/public/%25252e%25252e/system",
+            "/public/a%252F..%252Fb",
+            "/a\tb",
+            "/a\"b",
+            "/a<b>",
+            "/a[0]",
+            "/a|b",
+        ] {
+            assert!(rejected(path), "{path:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        for path in [
+            "/a/./b/../c//d/",
+            "/%2e%2E/%41%7e",
+            "/x%2Fy/%2e/z",
+            "/a;b/../c",
+        ] {
+            let once = n(path);
+            assert_eq!(n(&once), once, "{path}");
+        }
     }
 }

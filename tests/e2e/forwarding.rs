@@ -250,11 +250,14 @@ gateway:
         get(gw.addr, "/private/../public/y").await.echoed_uri(),
         "/public/y"
     );
-    // An encoded slash is not a separator.
+    // An encoded slash is not a separator...
     assert_eq!(
-        get(gw.addr, "/public/a%2F..%2Fb").await.echoed_uri(),
-        "/public/a%2F..%2Fb"
+        get(gw.addr, "/public/a%2Fb").await.echoed_uri(),
+        "/public/a%2Fb"
     );
+    // ...but a dot segment behind one would be to an upstream that decodes it: rejected.
+    let resp = get(gw.addr, "/public/a%2F..%2Fb").await;
+    assert_error_body(&resp, 400, "/public/a%2F..%2Fb", None);
 }
 
 #[tokio::test]

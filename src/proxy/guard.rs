@@ -1,0 +1,271 @@
+//! What is checked in a request head before anything else looks at it: the framing, the
+//! method, the request target and the host. hyper already rejects most malformed requests
+//! (see the README's Security section for the whole list); these are the cases it lets
+//! through and weir does not.
+//!
+//! Every rejection here is answered by weir itself, with the connection closed, and never
+//! reaches a predicate, a filter or an upstream.
+
+use http::request::Parts;
+use http::{header, HeaderValue, Method, StatusCode, Version};
+
+/// The longest request target (path and query) weir accepts; a longer one is answered 414.
+/// (hyper answers 414 itself above 64 KiB, and 431 when the whole head is over ~400 KiB.)
+pub const MAX_TARGET: usize = 8 * 1024;
+
+/// A request weir answers itself instead of routing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Route it.
+    Pass,
+    /// `OPTIONS *`: answered with the methods weir forwards.
+    OptionsStar,
+    /// Rejected with this status and message (safe to show the client).
+    Reject(StatusCode, &'static str),
+}
+
+fn reject(status: StatusCode, message: &'static str) -> Verdict {
+    Verdict::Reject(status, message)
+}
+
+/// The methods `OPTIONS *` lists.
+pub const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
+
+/// Checks the head of a request. With an absolute-form target (`GET http://host/path`) the
+/// target's authority replaces the `Host` header, as RFC 9112 §3.2.2 requires, so that what
+/// the Host predicates match is what the upstream is told.
+pub fn check(parts: &mut Parts) -> Verdict {
+    let h1 = parts.version < Version::HTTP_2;
+
+    // The method.
+    if parts.method == Method::CONNECT {
+        return reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "weir is a gateway, not a forward proxy: CONNECT is not supported",
+        );
+    }
+    if parts
+        .method
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "methods are case-sensitive and weir accepts only upper-case ones",
+        );
+    }
+
+    // The framing: hyper has already rejected a malformed or conflicting Content-Length, and a
+    // Transfer-Encoding that does not end in `chunked`.
+    if h1 {
+        let lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter().count();
+        let encodings: Vec<&HeaderValue> = parts
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .collect();
+        if lengths > 1 {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "the request has more than one Content-Length",
+            );
+        }
+        if !encodings.is_empty() && lengths > 0 {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "the request has both Transfer-Encoding and Content-Length",
+            );
+        }
+        match encodings.as_slice() {
+            [] => {}
+            [one] if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => {}
+            _ => {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "the only Transfer-Encoding weir accepts is a single `chunked`",
+                )
+            }
+        }
+    }
+
+    // The request target.
+    let uri = &parts.uri;
+    if uri.path() == "*" && uri.authority().is_none() {
+        return if parts.method == Method::OPTIONS {
+            Verdict::OptionsStar
+        } else {
+            reject(
+                StatusCode::BAD_REQUEST,
+                "the target `*` is only for OPTIONS",
+            )
+        };
+    }
+    if let Some(pq) = uri.path_and_query() {
+        if pq.as_str().len() > MAX_TARGET {
+            return reject(
+                StatusCode::URI_TOO_LONG,
+                "the request target is longer than 8 KiB",
+            );
+        }
+    }
+    if !uri.path().starts_with('/') {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "the request target must be a path (or an absolute http URI)",
+        );
+    }
+
+    // The host.
+    let hosts = parts.headers.get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "the request has more than one Host header",
+        );
+    }
+    if let Some(authority) = uri.authority() {
+        match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+            _ => {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "an absolute request target must be an http or https URI",
+                )
+            }
+        }
+        if authority.as_str().contains('@') {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "the request target must not carry credentials (user@host)",
+            );
+        }
+        match HeaderValue::from_str(authority.as_str()) {
+            Ok(value) => {
+                parts.headers.insert(header::HOST, value);
+            }
+            Err(_) => {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "the request target's host is not valid",
+                )
+            }
+        }
+    }
+    match parts.headers.get(header::HOST) {
+        None if parts.version == Version::HTTP_11 => {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "an HTTP/1.1 request must have a Host header",
+            )
+        }
+        None => {}
+        Some(host) => {
+            let valid = !host.is_empty()
+                && !host.as_bytes().contains(&b'@')
+                && http::uri::Authority::try_from(host.as_bytes()).is_ok();
+            if !valid {
+                return reject(StatusCode::BAD_REQUEST, "the Host header is not valid");
+            }
+        }
+    }
+    Verdict::Pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(request: http::Request<()>) -> Verdict {
+        let (mut parts, ()) = request.into_parts();
+        check(&mut parts)
+    }
+
+    fn get(uri: &str) -> http::request::Builder {
+        http::Request::get(uri)
+    }
+
+    #[test]
+    fn plain_requests_pass() {
+        assert_eq!(
+            verdict(get("/a?b").header("host", "x").body(()).unwrap()),
+            Verdict::Pass
+        );
+        // HTTP/1.0 may leave out Host.
+        assert_eq!(
+            verdict(get("/a").version(Version::HTTP_10).body(()).unwrap()),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn absolute_form_authority_replaces_host() {
+        let (mut parts, ()) = get("http://a.example:81/p")
+            .header("host", "b.example")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(check(&mut parts), Verdict::Pass);
+        assert_eq!(parts.headers["host"], "a.example:81");
+    }
+
+    #[test]
+    fn rejections() {
+        let bad = |r: http::Request<()>| matches!(verdict(r), Verdict::Reject(..));
+        assert!(bad(get("/a").body(()).unwrap()), "no Host in HTTP/1.1");
+        assert!(bad(get("/a")
+            .header("host", "a")
+            .header("host", "b")
+            .body(())
+            .unwrap()));
+        assert!(bad(get("/a").header("host", "u@h").body(()).unwrap()));
+        assert!(bad(get("/a").header("host", "a b").body(()).unwrap()));
+        assert!(bad(get("/a").header("host", "").body(()).unwrap()));
+        assert!(bad(get("ftp://h/a").body(()).unwrap()));
+        assert!(bad(get("http://u:p@h/a").body(()).unwrap()));
+        assert!(bad(get("*").header("host", "x").body(()).unwrap()));
+        assert!(bad(http::Request::post("/a")
+            .header("host", "x")
+            .header("content-length", "1")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap()));
+        assert!(bad(http::Request::post("/a")
+            .header("host", "x")
+            .header("transfer-encoding", "gzip, chunked")
+            .body(())
+            .unwrap()));
+        assert!(bad(http::Request::post("/a")
+            .header("host", "x")
+            .header("content-length", "1")
+            .header("content-length", "1")
+            .body(())
+            .unwrap()));
+        assert_eq!(
+            verdict(
+                http::Request::connect("h:443")
+                    .header("host", "h:443")
+                    .body(())
+                    .unwrap()
+            ),
+            Verdict::Reject(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "weir is a gateway, not a forward proxy: CONNECT is not supported"
+            )
+        );
+        let long = format!("/{}", "a".repeat(MAX_TARGET));
+        assert!(matches!(
+            verdict(get(&long).header("host", "x").body(()).unwrap()),
+            Verdict::Reject(StatusCode::URI_TOO_LONG, _)
+        ));
+        assert_eq!(
+            verdict(
+                http::Request::options("*")
+                    .header("host", "x")
+                    .body(())
+                    .unwrap()
+            ),
+            Verdict::OptionsStar
+        );
+    }
+}
