@@ -284,6 +284,24 @@ impl Forwarder {
                 remove_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, Body::Incoming(body))
             }
+            Ok(Err(err)) if client_body_failed(&err) => {
+                // The client's body broke off or was malformed (an invalid chunk size, say)
+                // after the head went upstream: the upstream got an incomplete request, and
+                // the fault is the client's, not the upstream's.
+                tracing::info!(route = %route, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = 400, "the client's request body failed while being forwarded");
+                let path = pq.as_ref().map_or("/", |pq| pq.path());
+                let mut response = weir_filters::error_response(
+                    StatusCode::BAD_REQUEST,
+                    "the request body was malformed or ended early",
+                    path,
+                    Some(&route),
+                    request_id,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             Ok(Err(err)) => {
                 let (status, message, failure) = if err.is_connect() && is_timeout(&err) {
                     (
@@ -327,6 +345,22 @@ impl Forwarder {
         }
         response
     }
+}
+
+/// Whether the upstream call failed because the request body it was sending failed: the
+/// body is the client's (weir's own bodies do not fail), so the client sent a malformed or
+/// truncated body.
+fn client_body_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// An error and its causes, as one line.
