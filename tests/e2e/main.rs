@@ -13,6 +13,7 @@ mod failures;
 mod filters;
 mod forwarding;
 mod health;
+mod hostile;
 mod predicates;
 mod reload;
 mod resilience_reload;
