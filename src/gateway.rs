@@ -280,6 +280,13 @@ impl GatewayBuilder {
         };
         let listen_addr = local(&main, "main listener", config.server.listen)?;
         let admin_addr = local(&admin_listener, "admin listener", config.admin.listen)?;
+        // The config's own address was warned about when it loaded; an override was not.
+        if self.admin_listen.is_some()
+            && config.admin.token.is_none()
+            && !admin_addr.ip().is_loopback()
+        {
+            tracing::warn!(address = %admin_addr, "the admin API listens beyond this machine without `admin.token`: anyone who can reach it can read the config and reload it");
+        }
 
         let mut metrics = Metrics::default();
         metrics

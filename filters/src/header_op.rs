@@ -37,6 +37,14 @@ pub(crate) struct HeaderOp {
     value: Option<Template>,
 }
 
+/// Whether values of the header `name` are credentials, never to be shown.
+pub(crate) fn is_credential(name: &HeaderName) -> bool {
+    name == http::header::AUTHORIZATION
+        || name == http::header::PROXY_AUTHORIZATION
+        || name == http::header::COOKIE
+        || name == http::header::SET_COOKIE
+}
+
 /// Parses a header name argument.
 pub(crate) fn header_name(arg: &str, text: &str) -> Result<HeaderName, ArgError> {
     HeaderName::from_bytes(text.trim().as_bytes())
@@ -69,11 +77,19 @@ impl HeaderOp {
         let name = header_name("name", args.require("name")?)?;
         let value = match op {
             Op::Remove => None,
-            _ => Some(header_template(
-                "value",
-                args.get("value").unwrap_or(""),
-                ctx,
-            )?),
+            _ => Some(
+                header_template("value", args.get("value").unwrap_or(""), ctx).map_err(|e| {
+                    if is_credential(&name) {
+                        // The message may quote the value: a credential.
+                        ArgError::for_arg(
+                            "value",
+                            "is not a valid header value template (not shown: it is a credential)",
+                        )
+                    } else {
+                        e
+                    }
+                })?,
+            ),
         };
         Ok(Filter::Edit(Arc::new(HeaderOp {
             side,
@@ -135,5 +151,40 @@ impl EditFilter for HeaderOp {
 
     fn needs_vars_on_response(&self) -> bool {
         self.side == Side::Response && self.value.as_ref().is_some_and(Template::has_vars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(op: Op, template: &str) -> HeaderOp {
+        HeaderOp {
+            side: Side::Request,
+            op,
+            name: HeaderName::from_static("x-built"),
+            value: Some(Template::parse(template, &["v".to_string()]).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_value_built_from_the_request_never_carries_cr_lf_or_nul() {
+        for evil in ["a\r\nX-Injected: 1", "a\nb", "a\rb", "a\0b"] {
+            let mut vars = Captures::default();
+            vars.insert(&std::sync::Arc::from("v"), evil);
+            for kind in [Op::Set, Op::Append, Op::AppendIfAbsent] {
+                let mut headers = HeaderMap::new();
+                assert!(
+                    op(kind, "pre-{v}").apply(&mut headers, &vars).is_err(),
+                    "{evil:?}"
+                );
+                assert!(headers.is_empty(), "nothing is set: {headers:?}");
+            }
+        }
+        let mut vars = Captures::default();
+        vars.insert(&std::sync::Arc::from("v"), "fine");
+        let mut headers = HeaderMap::new();
+        op(Op::Set, "pre-{v}").apply(&mut headers, &vars).unwrap();
+        assert_eq!(headers["x-built"], "pre-fine");
     }
 }

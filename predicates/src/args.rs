@@ -80,6 +80,30 @@ fn canonical(name: &str) -> String {
         .collect()
 }
 
+/// Headers whose values are credentials: never shown by `weir check`, the admin API or an
+/// error message.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Whether `name` is a header whose values are credentials.
+fn is_credential_header(name: &str) -> bool {
+    let name = name.trim();
+    CREDENTIAL_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Whether an argument named `key` (relaxed form) holds a secret by its name alone.
+fn secret_name(key: &str) -> bool {
+    ["password", "secret", "token", "credential"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
 fn is_flag(value: &str) -> bool {
     value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
 }
@@ -111,6 +135,16 @@ impl Args {
         let entries = match shortcut {
             Shortcut::Fields(names) => {
                 if values.len() > names.len() {
+                    // The values are listed to help, except after a credential header's name.
+                    let values: Vec<&str> =
+                        match values.iter().position(|v| is_credential_header(v)) {
+                            Some(at) => values
+                                .iter()
+                                .enumerate()
+                                .map(|(i, v)| if i > at { "******" } else { v.as_str() })
+                                .collect(),
+                            None => values.iter().map(String::as_str).collect(),
+                        };
                     return Err(ArgError::new(format!(
                         "takes at most {} argument{} ({}), but {} were given: {}",
                         names.len(),
@@ -334,9 +368,25 @@ impl Args {
         hasher.finish()
     }
 
+    /// Whether the value of the argument with relaxed key `key` is a credential: its name says
+    /// so (`password`, `secret`, `token`, `credential`), or it is the value of a credential
+    /// header (`AddRequestHeader=Authorization, Bearer x`, `Header=Cookie, session=.*`), or of a
+    /// cookie (`Cookie=session, abc`).
+    fn is_secret(&self, key: &str) -> bool {
+        if secret_name(key) {
+            return true;
+        }
+        let names_credential = self
+            .entries
+            .iter()
+            .any(|e| (e.key == "name" || e.key == "header") && is_credential_header(&e.value));
+        (names_credential && key != "name" && key != "header")
+            || (self.factory == "Cookie" && key == "regexp")
+    }
+
     /// The resolved arguments as `name=value` pairs, with list arguments gathered, for
-    /// `weir check` and the admin API. Values of arguments whose name suggests a secret are
-    /// masked.
+    /// `weir check` and the admin API. Credentials are masked: values of arguments named like a secret (`password`, `secret`,
+    /// `token`, `credential`), of credential headers and of cookies.
     pub fn display(&self) -> String {
         let mut out = String::new();
         let mut seen: Vec<&str> = Vec::new();
@@ -361,9 +411,7 @@ impl Args {
                 .iter()
                 .find(|k| canonical(k) == entry.key)
                 .map_or(entry.name.as_str(), String::as_str);
-            let secret = ["password", "secret", "token", "credential"]
-                .iter()
-                .any(|s| entry.key.contains(s));
+            let secret = self.is_secret(&entry.key);
             let _ = match (secret, values.as_slice()) {
                 (true, _) => write!(out, "{name}=******"),
                 (false, [one]) => write!(out, "{name}={one}"),
@@ -580,6 +628,46 @@ mod tests {
             ],
         );
         assert_eq!(a.display(), "user=admin, password=******");
+    }
+
+    #[test]
+    fn display_masks_credential_headers_and_cookies() {
+        let fields = Shortcut::Fields(&["name", "value"]);
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            " Cookie",
+            "Set-Cookie",
+        ] {
+            let a =
+                Args::shortcut("SetRequestHeader", fields, s(&[name, "Bearer s3cr3t"])).unwrap();
+            assert_eq!(a.display(), format!("name={name}, value=******"));
+        }
+        let a = Args::shortcut("AddRequestHeader", fields, s(&["X-Id", "1"])).unwrap();
+        assert_eq!(a.display(), "name=X-Id, value=1");
+        let a = Args::shortcut(
+            "Header",
+            Shortcut::Fields(&["header", "regexp"]),
+            s(&["Authorization", "Bearer s3cr3t"]),
+        )
+        .unwrap();
+        assert_eq!(a.display(), "header=Authorization, regexp=******");
+        let a = Args::shortcut(
+            "Cookie",
+            Shortcut::Fields(&["name", "regexp"]),
+            s(&["session", "abc123"]),
+        )
+        .unwrap();
+        assert_eq!(a.display(), "name=session, regexp=******");
+        // Too many values: listed, but not a credential.
+        let e = Args::shortcut(
+            "SetRequestHeader",
+            fields,
+            s(&["Authorization", "Basic a", "b"]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("Authorization, ******, ******"), "{e}");
+        assert!(!e.message.contains("Basic a"), "{e}");
     }
 
     #[test]

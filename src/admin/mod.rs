@@ -67,12 +67,50 @@ fn route_json(route: &Route) -> Value {
     value
 }
 
-/// Handles one admin request.
+/// Whether `headers` carry `Authorization: Bearer <token>` (one such header, scheme in any
+/// case).
+fn authorized(headers: &http::HeaderMap, token: &crate::config::Secret) -> bool {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    match value.split_at_checked(7) {
+        Some((scheme, offered)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
+            token.matches(offered.trim_ascii())
+        }
+        _ => false,
+    }
+}
+
+/// The 401 for a request without the admin token (or with a wrong one).
+fn unauthorized(path: &str) -> Response<Body> {
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "the admin API needs `Authorization: Bearer <admin.token>`",
+        path,
+        None,
+        0,
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"weir admin\""),
+    );
+    response
+}
+
+/// Handles one admin request. With `admin.token` set, every endpoint but `/actuator/health`
+/// needs it as a bearer token.
 pub async fn handle(reloader: &Arc<Reloader>, request: Request<Incoming>) -> Response<Body> {
     let shared = reloader.shared();
     let path = request.uri().path();
     let method = request.method();
     let snapshot = shared.snapshot.load();
+    if let Some(token) = &snapshot.config.admin.token {
+        if path != "/actuator/health" && !authorized(request.headers(), token) {
+            return unauthorized(path);
+        }
+    }
     match (method, path) {
         (&Method::GET, "/actuator/gateway/circuitbreakers") => {
             let mut breakers: Vec<Value> = shared

@@ -95,6 +95,37 @@ pub struct ServerSettings {
 pub struct AdminSettings {
     /// Where the admin API listens.
     pub listen: SocketAddr,
+    /// The bearer token every admin request but `/actuator/health` must carry, when set.
+    pub token: Option<Secret>,
+}
+
+/// A secret from the config (such as `admin.token`): compared in constant time, never shown,
+/// not even by `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Whether `offered` is the secret. The time taken does not depend on where the two
+    /// differ, nor on their lengths: both are hashed first, and the hashes compared in
+    /// constant time.
+    pub fn matches(&self, offered: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let a = Sha256::digest(self.0.as_bytes());
+        let b = Sha256::digest(offered);
+        a.ct_eq(&b).into()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(******)")
+    }
 }
 
 /// `httpclient:` settings, as SCG's `spring.cloud.gateway.httpclient`.
@@ -196,6 +227,12 @@ pub enum RawArgs {
     /// `name:` + `args:`: `(name, value)` pairs in file order; list elements become one pair
     /// each, nested keys are joined with `.`.
     Expanded(Vec<(String, String)>),
+}
+
+/// Whether `token` can be sent as a bearer token (RFC 6750's `b64token`, loosened to any
+/// visible ASCII).
+fn invalid_token(token: &str) -> bool {
+    !token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -340,6 +377,7 @@ impl Loader<'_> {
             },
             admin: AdminSettings {
                 listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
+                token: None,
             },
             client: ClientSettings {
                 connect_timeout: Duration::from_secs(5),
@@ -513,10 +551,30 @@ impl Loader<'_> {
                 if let Some(addr) = self.listen(value, "admin.listen") {
                     config.admin.listen = addr;
                 }
+            } else if key_is(k, "token") {
+                // Never quoted in a message: it is a credential.
+                if let Some(token) = self.text(value, "admin.token") {
+                    if token.trim().is_empty() {
+                        self.error(value.pos, "`admin.token` is empty; leave it out to run the admin API without a token, or set it, usually as `${ADMIN_TOKEN}`");
+                    } else if invalid_token(token.trim()) {
+                        self.error(value.pos, "`admin.token` must be printable ASCII without spaces, to be sent as `Authorization: Bearer <token>`");
+                    } else {
+                        config.admin.token = Some(Secret::new(token.trim()));
+                    }
+                }
             } else {
-                let hint = suggestion(k, &["listen"]);
+                let hint = suggestion(k, &["listen", "token"]);
                 self.error(key.pos, format!("unknown key `{k}` in `admin`{hint}"));
             }
+        }
+        if config.admin.token.is_none() && !config.admin.listen.ip().is_loopback() {
+            self.warn(
+                node.pos,
+                format!(
+                    "the admin API listens on {}, beyond this machine, without `admin.token`: anyone who can reach it can read the config and reload it",
+                    config.admin.listen
+                ),
+            );
         }
     }
 

@@ -19,5 +19,6 @@ mod reload;
 mod resilience_reload;
 mod retry;
 mod routing;
+mod secrets;
 mod streaming;
 mod timeouts;
