@@ -499,7 +499,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(expected()),
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| expected())?;
+        total = total
+            .checked_add(Duration::try_from_secs_f64(number * seconds).map_err(|_| expected())?)
+            .ok_or_else(expected)?;
     }
     Ok(total)
 }
@@ -678,6 +680,8 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        // Each part fits, the sum does not: an error, not an overflow.
+        assert!(parse_duration("10000000000000000000s10000000000000000000s").is_err());
     }
 
     #[test]
