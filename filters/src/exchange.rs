@@ -39,6 +39,24 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// An exchange for a request that weir makes itself (a filter asking an upstream
+    /// something), not one a client sent. It comes from 127.0.0.1.
+    pub fn internal(request: Request<Body>, route_id: Arc<str>) -> Self {
+        Self {
+            request,
+            vars: Captures::default(),
+            client: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            route_id,
+            preserve_host: false,
+            stripped_prefix: None,
+            request_id: crate::random_u64() >> 16,
+            forwards: 0,
+            balance: Balance::default(),
+            tried_instances: None,
+        }
+    }
+
     /// The path that will be sent upstream.
     pub fn path(&self) -> &str {
         self.request.uri().path()

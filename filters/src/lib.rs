@@ -27,11 +27,21 @@ mod service;
 mod state;
 mod template;
 mod upstream;
+mod watched_file;
+
+mod faas;
 
 pub mod add_request_header;
 pub mod add_request_parameter;
 pub mod add_response_header;
+pub mod alert_scaling;
+pub mod allow_methods;
+pub mod basic_auth;
+pub mod call_id;
 pub mod circuit_breaker;
+pub mod function_metrics;
+pub mod gateway_info;
+pub mod invocation_count;
 pub mod load_balancer;
 pub mod prefix_path;
 pub mod preserve_host_header;
@@ -41,12 +51,14 @@ pub mod remove_request_parameter;
 pub mod remove_response_header;
 pub mod retry;
 pub mod rewrite_path;
+pub mod scale_from_zero;
 pub mod set_path;
 pub mod set_request_header;
 pub mod set_request_host_header;
 pub mod set_response_header;
 pub mod set_status;
 pub mod strip_prefix;
+pub mod validate_scale_request;
 
 use std::sync::Arc;
 
@@ -60,6 +72,7 @@ pub use service::HttpService;
 pub use state::{StateKey, StateStore};
 pub use template::Template;
 pub use upstream::{fallback_service, Balance, Strategy, UpstreamFailure, Upstreams};
+pub use watched_file::WatchedFile;
 pub use weir_predicates::{parse_duration, parse_size, ArgError, Args, Captures, Shortcut};
 
 /// A compiled filter.
@@ -169,6 +182,34 @@ impl<'a> FilterContext<'a> {
         self.state.get_or_init(key, self.generation, init)
     }
 
+    /// State shared by every filter that asks for `name`, whatever its route, factory and
+    /// arguments (the OpenFaaS function counters, which one filter writes and others read).
+    pub fn global_state<T: std::any::Any + Send + Sync>(
+        &self,
+        name: &str,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let key = StateKey {
+            route: String::new(),
+            factory: format!("global:{name}"),
+            args: 0,
+        };
+        self.state.get_or_init(key, self.generation, init)
+    }
+
+    /// The file at `path`, read now and kept up to date: the gateway watches every file a
+    /// filter opens this way, as it watches the config file. A file that cannot be read is an
+    /// error of argument `arg` naming the path.
+    pub fn watched_file(&self, arg: &str, path: &str) -> Result<Arc<WatchedFile>, ArgError> {
+        let path = watched_file::clean_path(path);
+        let fresh = WatchedFile::open(&path).map_err(|e| ArgError::for_arg(arg, e))?;
+        let content = fresh.content().to_string();
+        let kept = self.global_state(&format!("file:{}", path.display()), || fresh);
+        // A file kept from the previous config gets what this compile read.
+        kept.set(content);
+        Ok(kept)
+    }
+
     /// The id of the route being built.
     pub fn route_id(&self) -> &str {
         self.route_id
@@ -203,7 +244,14 @@ pub fn builtins() -> Vec<Box<dyn FilterFactory>> {
         Box::new(add_request_header::AddRequestHeaderFactory),
         Box::new(add_request_parameter::AddRequestParameterFactory),
         Box::new(add_response_header::AddResponseHeaderFactory),
+        Box::new(alert_scaling::AlertScalingFactory),
+        Box::new(allow_methods::AllowMethodsFactory),
+        Box::new(basic_auth::BasicAuthFactory),
+        Box::new(call_id::CallIdFactory),
         Box::new(circuit_breaker::CircuitBreakerFactory),
+        Box::new(function_metrics::FunctionMetricsFactory),
+        Box::new(gateway_info::GatewayInfoFactory),
+        Box::new(invocation_count::InvocationCountFactory),
         Box::new(load_balancer::LoadBalancerFactory),
         Box::new(prefix_path::PrefixPathFactory),
         Box::new(preserve_host_header::PreserveHostHeaderFactory),
@@ -213,11 +261,13 @@ pub fn builtins() -> Vec<Box<dyn FilterFactory>> {
         Box::new(remove_response_header::RemoveResponseHeaderFactory),
         Box::new(retry::RetryFactory),
         Box::new(rewrite_path::RewritePathFactory),
+        Box::new(scale_from_zero::ScaleFromZeroFactory),
         Box::new(set_path::SetPathFactory),
         Box::new(set_request_header::SetRequestHeaderFactory),
         Box::new(set_request_host_header::SetRequestHostHeaderFactory),
         Box::new(set_response_header::SetResponseHeaderFactory),
         Box::new(set_status::SetStatusFactory),
         Box::new(strip_prefix::StripPrefixFactory),
+        Box::new(validate_scale_request::ValidateScaleRequestFactory),
     ]
 }

@@ -1,0 +1,401 @@
+//! `ScaleFromZero`: before a function is invoked, makes sure it has a replica ready, scaling
+//! it up from zero when it has none; and scales idle functions down to zero.
+//!
+//! ```yaml
+//! - name: ScaleFromZero
+//!   args:
+//!     provider: http://127.0.0.1:8081/     # the faas-provider (required)
+//!     namespace: openfaas-fn               # for names without a dot (function_namespace)
+//!     basic-auth: true                     # send the credentials to the provider
+//!     user-file: /run/secrets/basic-auth-user
+//!     password-file: /run/secrets/basic-auth-password
+//!     cache-expiry: 250ms                  # how long a "ready" answer is believed
+//!     poll-interval: 100ms                 # how often to ask while waiting
+//!     max-wait: 30s                        # then 503
+//!     scale-to-zero: true                  # scale idle functions to zero (see below)
+//!     idle-check-interval: 10s             # how often to look for idle functions
+//! ```
+//! For each request, the function (the route's `{name}`, `name.namespace` split at the last
+//! dot) is looked up on the provider (`GET system/function/NAME?namespace=NS`); a ready answer
+//! is kept for `cache-expiry`. With no replica available and none desired, weir asks the
+//! provider for max(1, `com.openfaas.scale.min`) replicas (`POST system/scale-function/NAME`),
+//! then polls every `poll-interval` until one is available, and forwards. Concurrent requests
+//! for one function share one look-up, one scale call and one polling loop.
+//!
+//! Answers: an unknown function gets 404 naming it; a function not ready within `max-wait`
+//! gets 503 saying so; a provider that cannot be reached or answers an error gets 502.
+//!
+//! Idle functions: a function labelled `com.openfaas.scale.zero=true` that has had no
+//! invocation through this weir for `com.openfaas.scale.zero-duration` (default `15m`; `90s`,
+//! `1h30m`...) is scaled to zero. Weir's start counts as an invocation, so a restart never
+//! scales everything down at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use crate::faas::{function_of, metric_name, split_name, Background, Provider, Status};
+use crate::{
+    parse_duration, ArgError, Args, Exchange, Filter, FilterContext, FilterFactory, HttpService,
+    LayerFilter, Shortcut,
+};
+
+/// The label that opts a function into idle scale-down.
+pub const ZERO_LABEL: &str = "com.openfaas.scale.zero";
+/// How long a function must be idle before it is scaled down.
+pub const ZERO_DURATION_LABEL: &str = "com.openfaas.scale.zero-duration";
+/// The replicas a function is scaled up to from zero (at least 1).
+pub const MIN_LABEL: &str = "com.openfaas.scale.min";
+/// The idle time after which a `com.openfaas.scale.zero` function is scaled down by default.
+pub const DEFAULT_ZERO_DURATION: Duration = Duration::from_secs(15 * 60);
+
+/// Builds [`ScaleFromZero`].
+pub struct ScaleFromZeroFactory;
+
+impl FilterFactory for ScaleFromZeroFactory {
+    fn name(&self) -> &'static str {
+        "ScaleFromZero"
+    }
+
+    fn shortcut(&self) -> Shortcut {
+        Shortcut::Fields(&["provider", "namespace"])
+    }
+
+    fn build(&self, args: &Args, ctx: &FilterContext<'_>) -> Result<Filter, ArgError> {
+        let provider = Provider::from_args(args, ctx)?;
+        let positive = |name: &str, default: Duration| -> Result<Duration, ArgError> {
+            let d = args.duration(name)?.unwrap_or(default);
+            if d.is_zero() {
+                return Err(ArgError::for_arg(name, "must be more than zero"));
+            }
+            Ok(d)
+        };
+        let settings = Settings {
+            cache_expiry: args
+                .duration("cacheExpiry")?
+                .unwrap_or(Duration::from_millis(250)),
+            poll_interval: positive("pollInterval", Duration::from_millis(100))?,
+            max_wait: positive("maxWait", Duration::from_secs(30))?,
+            scale_to_zero: args.flag("scaleToZero", true)?,
+            idle_check_interval: positive("idleCheckInterval", Duration::from_secs(10))?,
+        };
+        let scaler = ctx.state(args, || Scaler {
+            provider,
+            settings,
+            slots: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            idle: OnceLock::new(),
+        });
+        if scaler.settings.scale_to_zero {
+            scaler.idle.get_or_init(|| {
+                Background::every(
+                    Arc::downgrade(&scaler),
+                    scaler.settings.idle_check_interval,
+                    |s: Arc<Scaler>| async move { s.scale_idle_down().await },
+                )
+            });
+        }
+        Ok(Filter::Layer(Arc::new(ScaleFromZero { scaler })))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    cache_expiry: Duration,
+    poll_interval: Duration,
+    max_wait: Duration,
+    scale_to_zero: bool,
+    idle_check_interval: Duration,
+}
+
+/// What one look-up (and scale, and wait) concluded.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ready,
+    NotFound,
+    Failed(StatusCode, String),
+}
+
+/// One function's record.
+struct Slot {
+    /// When a replica was last known to be available.
+    ready_at: Mutex<Option<Instant>>,
+    /// When the function was last invoked (or weir started).
+    last_used: Mutex<Instant>,
+    /// Invocations under way.
+    in_flight: AtomicUsize,
+    /// Held by the request that looks up (and scales, and waits) for everyone.
+    cycle: tokio::sync::Mutex<()>,
+    /// Counts finished look-ups; with `outcome`, what requests that waited for one get.
+    generation: AtomicU64,
+    outcome: Mutex<Outcome>,
+}
+
+impl Slot {
+    fn new(now: Instant) -> Self {
+        Self {
+            ready_at: Mutex::new(None),
+            last_used: Mutex::new(now),
+            in_flight: AtomicUsize::new(0),
+            cycle: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            outcome: Mutex::new(Outcome::NotFound),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn fresh(&self, expiry: Duration) -> bool {
+        self.ready_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < expiry)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        *self.ready_at.lock().unwrap_or_else(|e| e.into_inner()) = ready.then(Instant::now);
+    }
+}
+
+/// The scaler of one filter (kept across reloads while its arguments do not change).
+struct Scaler {
+    provider: Provider,
+    settings: Settings,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    started: Instant,
+    idle: OnceLock<Background>,
+}
+
+impl Scaler {
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Slot::new(self.started)))
+            .clone()
+    }
+
+    /// Makes sure `name` in `ns` has a replica available; one caller at a time per function,
+    /// and callers that waited for another's look-up share its outcome.
+    async fn ensure_ready(&self, name: &str, ns: &str, key: &str, slot: &Slot) -> Outcome {
+        if slot.fresh(self.settings.cache_expiry) {
+            return Outcome::Ready;
+        }
+        let seen = slot.generation.load(Ordering::Acquire);
+        let _cycle = slot.cycle.lock().await;
+        if slot.generation.load(Ordering::Acquire) != seen {
+            return slot
+                .outcome
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+        }
+        if slot.fresh(self.settings.cache_expiry) {
+            return Outcome::Ready;
+        }
+        let outcome = self.look_up_and_scale(name, ns, key, slot).await;
+        *slot.outcome.lock().unwrap_or_else(|e| e.into_inner()) = outcome.clone();
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        if matches!(outcome, Outcome::NotFound) {
+            // Unknown names are not remembered: a client cannot fill memory with them.
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
+                slots.remove(key);
+            }
+        }
+        outcome
+    }
+
+    async fn look_up_and_scale(&self, name: &str, ns: &str, key: &str, slot: &Slot) -> Outcome {
+        let start = Instant::now();
+        let deadline = start + self.settings.max_wait;
+        let unreachable = |e: crate::faas::ProviderError| {
+            tracing::warn!(function = key, "scale from zero: {e}");
+            Outcome::Failed(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot look up function `{key}`: {e}"),
+            )
+        };
+        let status = match self.provider.function(name, ns).await {
+            Ok(Some(status)) => status,
+            Ok(None) => return Outcome::NotFound,
+            Err(e) => return unreachable(e),
+        };
+        if status.available > 0 {
+            slot.set_ready(true);
+            return Outcome::Ready;
+        }
+        if status.replicas == 0 {
+            let target = status.label_u64(MIN_LABEL, 1).max(1);
+            tracing::info!(
+                function = key,
+                replicas = target,
+                "[Scale] function={key} 0 => {target} requested"
+            );
+            if let Err(e) = self.provider.scale(name, ns, target).await {
+                return unreachable(e);
+            }
+        }
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    function = key,
+                    "[Scale] function={key} not ready within {:?}",
+                    self.settings.max_wait
+                );
+                return Outcome::Failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "function `{key}` did not become ready within {}",
+                        human(self.settings.max_wait)
+                    ),
+                );
+            }
+            tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
+            match self.provider.function(name, ns).await {
+                Ok(Some(status)) if status.available > 0 => {
+                    slot.set_ready(true);
+                    tracing::info!(
+                        function = key,
+                        "[Ready] function={key} waited for {:.3}s",
+                        start.elapsed().as_secs_f64()
+                    );
+                    return Outcome::Ready;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Outcome::NotFound,
+                Err(e) => tracing::debug!(function = key, "polling: {e}"),
+            }
+        }
+    }
+
+    /// One pass of idle scale-down.
+    async fn scale_idle_down(&self) {
+        let all = match self.provider.all_functions().await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::debug!(provider = %self.provider.url, "idle check: listing the functions failed: {e}");
+                return;
+            }
+        };
+        for (ns, function) in all {
+            let Some(name) = function.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            let status = Status::from_json(&function);
+            if status.replicas == 0 || status.label(ZERO_LABEL) != Some("true") {
+                continue;
+            }
+            let key = metric_name(name, &ns);
+            let idle_for = match status.label(ZERO_DURATION_LABEL) {
+                None => DEFAULT_ZERO_DURATION,
+                Some(text) => match zero_duration(text) {
+                    Some(d) => d,
+                    None => {
+                        tracing::warn!(function = %key, "`{ZERO_DURATION_LABEL}={text}` is not a duration such as 90s, 15m or 1h30m; using 15m");
+                        DEFAULT_ZERO_DURATION
+                    }
+                },
+            };
+            let slot = self.slot(&key);
+            let _cycle = slot.cycle.lock().await;
+            let last_used = *slot.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.in_flight.load(Ordering::Acquire) > 0 || last_used.elapsed() < idle_for {
+                continue;
+            }
+            match self.provider.scale(name, &ns, 0).await {
+                Ok(()) => {
+                    slot.set_ready(false);
+                    tracing::info!(function = %key, "[Idle] function={key} scaled to zero after {} without invocations", human(last_used.elapsed()));
+                }
+                Err(e) => {
+                    tracing::warn!(function = %key, "[Idle] scaling function={key} to zero failed: {e}")
+                }
+            }
+        }
+    }
+}
+
+/// `com.openfaas.scale.zero-duration`: a duration (`90s`, `15m`, `1h30m`); a bare number is
+/// seconds.
+fn zero_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    parse_duration(text).ok()
+}
+
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// The layer.
+pub struct ScaleFromZero {
+    scaler: Arc<Scaler>,
+}
+
+/// Counts an invocation under way, and when it ends.
+struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+impl LayerFilter for ScaleFromZero {
+    fn layer(&self, inner: HttpService) -> HttpService {
+        let scaler = self.scaler.clone();
+        HttpService::from_fn(move |exchange: Exchange| {
+            let inner = inner.clone();
+            let scaler = scaler.clone();
+            async move {
+                let Some(full) = function_of(&exchange) else {
+                    return inner.handle(exchange).await;
+                };
+                let (name, ns) = split_name(&full, &scaler.provider.namespace);
+                let key = metric_name(name, ns);
+                let slot = scaler.slot(&key);
+                slot.touch();
+                match scaler.ensure_ready(name, ns, &key, &slot).await {
+                    Outcome::Ready => {
+                        slot.in_flight.fetch_add(1, Ordering::AcqRel);
+                        let _in_flight = InFlight(slot);
+                        inner.handle(exchange).await
+                    }
+                    Outcome::NotFound => exchange.error(
+                        StatusCode::NOT_FOUND,
+                        &format!("function `{key}` was not found"),
+                    ),
+                    Outcome::Failed(status, message) => exchange.error(status, &message),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_durations() {
+        assert_eq!(zero_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(zero_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(zero_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(zero_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(zero_duration("soon"), None);
+    }
+}
