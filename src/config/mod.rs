@@ -67,6 +67,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The admin listener.
     pub admin: AdminSettings,
+    /// The metrics listener.
+    pub metrics: MetricsSettings,
     /// The forwarding client.
     pub client: ClientSettings,
     /// Hot reload.
@@ -126,6 +128,15 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(******)")
     }
+}
+
+/// `metrics:` settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsSettings {
+    /// Where `/metrics` and `/healthz` alone are served, without authentication, as the
+    /// OpenFaaS gateway serves them on port 8082. `None` (the default): no such listener; the
+    /// admin API still serves `/metrics`.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `httpclient:` settings, as SCG's `spring.cloud.gateway.httpclient`.
@@ -379,6 +390,7 @@ impl Loader<'_> {
                 listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
                 token: None,
             },
+            metrics: MetricsSettings::default(),
             client: ClientSettings {
                 connect_timeout: Duration::from_secs(5),
                 response_timeout: None,
@@ -402,12 +414,15 @@ impl Loader<'_> {
                 "spring" => self.spring(value, &mut config),
                 "server" => self.server(value, &mut config),
                 "admin" => self.admin(value, &mut config),
+                "metrics" => self.metrics(value, &mut config),
                 "reload" => self.reload(value, &mut config),
                 "services" => self.services(value, &mut config),
                 _ => {
                     let hint = suggestion(
                         k,
-                        &["gateway", "spring", "server", "admin", "reload", "services"],
+                        &[
+                            "gateway", "spring", "server", "admin", "reload", "services", "metrics",
+                        ],
                     );
                     self.warn(
                         key.pos,
@@ -575,6 +590,18 @@ impl Loader<'_> {
                     config.admin.listen
                 ),
             );
+        }
+    }
+
+    fn metrics(&mut self, node: &Node, config: &mut Config) {
+        for (key, value) in self.entries(node, "metrics") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "listen") {
+                config.metrics.listen = self.listen(value, "metrics.listen");
+            } else {
+                let hint = suggestion(k, &["listen"]);
+                self.error(key.pos, format!("unknown key `{k}` in `metrics`{hint}"));
+            }
         }
     }
 
@@ -760,21 +787,37 @@ impl Loader<'_> {
             Value::Map(entries) => {
                 let mut name = None;
                 let mut args = Vec::new();
+                let mut enabled = true;
                 for (key, value) in entries {
                     match key.as_str().unwrap_or_default() {
                         "name" => name = self.text(value, "name"),
+                        // `enabled: ${basic_auth:false}` turns an entry on or off from the
+                        // environment; a disabled entry is left out, as if not written.
+                        "enabled" => match self
+                            .text(value, "enabled")
+                            .map(|t| t.trim().to_ascii_lowercase())
+                        {
+                            Some(t) if t == "true" => enabled = true,
+                            Some(t) if t == "false" || t.is_empty() => enabled = false,
+                            Some(other) => self.error(
+                                value.pos,
+                                format!("`enabled` must be `true` or `false`, found `{other}`"),
+                            ),
+                            None => {}
+                        },
                         "args" => {
                             for (k, v) in self.entries(value, "args") {
                                 self.flatten_arg(k.as_str().unwrap_or_default(), v, &mut args);
                             }
                         }
                         other => {
-                            let hint = suggestion(other, &["name", "args"]);
+                            let hint = suggestion(other, &["name", "args", "enabled"]);
                             self.error(key.pos, format!("unknown key `{other}` in a {kind}{hint}"));
                         }
                     }
                 }
                 match name {
+                    Some(_) if !enabled => None,
                     Some(name) if !name.trim().is_empty() => Some(FactoryDef {
                         name: name.trim().to_string(),
                         args: RawArgs::Expanded(args),
