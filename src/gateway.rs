@@ -280,6 +280,15 @@ impl GatewayBuilder {
         };
         let listen_addr = local(&main, "main listener", config.server.listen)?;
         let admin_addr = local(&admin_listener, "admin listener", config.admin.listen)?;
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => {
+                let listener = bind("metrics listener", addr).await?;
+                let bound = local(&listener, "metrics listener", addr)?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, addr)| *addr);
         // The config's own address was warned about when it loaded; an override was not.
         if self.admin_listen.is_some()
             && config.admin.token.is_none()
@@ -340,6 +349,25 @@ impl GatewayBuilder {
             }
         }
         tracing::info!(address = %listen_addr, "listening (gateway)");
+        if let Some((listener, addr)) = metrics_listener {
+            tracing::info!(address = %addr, "listening (metrics)");
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(server::serve(
+                listener,
+                move |request, _| {
+                    let shared = shared.clone();
+                    async move {
+                        crate::metrics::metrics_listener(
+                            &shared.metrics,
+                            &shared.resources.state,
+                            &request,
+                        )
+                    }
+                },
+                shutdown_rx.clone(),
+            )));
+        }
+        crate::openfaas::warn_open_system_routes(&shared.snapshot.load());
         tracing::info!(address = %admin_addr, "listening (admin)");
         tasks.push(tokio::spawn(server::serve(
             main,
@@ -366,6 +394,7 @@ impl GatewayBuilder {
         Ok(RunningGateway {
             listen_addr,
             admin_addr,
+            metrics_addr,
             reloader,
             shutdown: shutdown_tx,
             tasks,
@@ -398,6 +427,7 @@ async fn reload_on_sighup(
 pub struct RunningGateway {
     listen_addr: SocketAddr,
     admin_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -413,6 +443,11 @@ impl RunningGateway {
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The bound metrics address, when the config has `metrics.listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state.

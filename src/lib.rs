@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 mod gateway;
 pub mod metrics;
+pub mod openfaas;
 pub mod proxy;
 pub mod reload;
 mod server;

@@ -207,3 +207,116 @@ impl Metrics {
         out
     }
 }
+
+/// The content type of [`prometheus_text`]: Prometheus's text format, version 0.0.4.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric in Prometheus's text format (0.0.4), as the OpenFaaS gateway serves them: the
+/// OpenFaaS function metrics under their own names (`gateway_function_invocation_started` is
+/// a counter without `_total`, which OpenMetrics does not allow), then weir's own.
+pub fn prometheus_text(metrics: &Metrics, state: &StateStore) -> String {
+    let mut out = String::new();
+    for (_, faas) in state.values::<weir_filters::function_metrics::FaasMetrics>() {
+        faas.encode(&mut out);
+    }
+    out.push_str(&openmetrics_to_text(&metrics.encode()));
+    out
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as Prometheus text 0.0.4: a counter family
+/// is named after its `_total` samples, and `# EOF` and `# UNIT` go.
+fn openmetrics_to_text(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The metrics listener (`metrics.listen`): `GET /metrics` and `GET /healthz` (`OK`), nothing
+/// else, without authentication, as the OpenFaaS gateway's port 8082.
+pub fn metrics_listener(
+    metrics: &Metrics,
+    state: &StateStore,
+    request: &http::Request<hyper::body::Incoming>,
+) -> http::Response<weir_filters::Body> {
+    use http::{header, HeaderValue, Response, StatusCode};
+    use weir_filters::Body;
+    let path = request.uri().path();
+    let (body, content_type) = match path {
+        "/metrics" => (Body::full(prometheus_text(metrics, state)), PROMETHEUS_TEXT),
+        "/healthz" => (Body::full("OK"), "text/plain; charset=utf-8"),
+        _ => {
+            return weir_filters::error_response(
+                StatusCode::NOT_FOUND,
+                "the metrics listener serves /metrics and /healthz only",
+                path,
+                None,
+                0,
+            )
+        }
+    };
+    if request.method() != http::Method::GET {
+        let mut response = weir_filters::error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is allowed here",
+            path,
+            None,
+            0,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_counters_become_total_families() {
+        let metrics = Metrics::default();
+        metrics.record(&Arc::from("r"), &Method::GET, 200, Duration::from_millis(3));
+        let text = openmetrics_to_text(&metrics.encode());
+        assert!(
+            text.contains("# TYPE weir_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP weir_requests_total "), "{text}");
+        assert!(
+            text.contains("weir_requests_total{route=\"r\",method=\"GET\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE weir_request_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+}

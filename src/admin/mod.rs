@@ -183,12 +183,12 @@ pub async fn handle(reloader: &Arc<Reloader>, request: Request<Incoming>) -> Res
             }
         }
         (&Method::GET, "/metrics") => {
-            let mut response = Response::new(Body::full(shared.metrics.encode()));
+            // The same text as the metrics listener's: OpenFaaS's function metrics, then weir's.
+            let text = crate::metrics::prometheus_text(&shared.metrics, &shared.resources.state);
+            let mut response = Response::new(Body::full(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static(crate::metrics::PROMETHEUS_TEXT),
             );
             response
         }

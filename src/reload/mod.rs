@@ -8,6 +8,7 @@
 //! A request loads the snapshot once when it starts, so it finishes on the table it started
 //! with; every request that starts after the swap sees the new one.
 
+pub mod files;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -105,6 +106,7 @@ pub struct Reloader {
     admin_override: Option<SocketAddr>,
     status: Mutex<ConfigStatus>,
     lock: tokio::sync::Mutex<()>,
+    files: files::FileWatches,
 }
 
 impl Reloader {
@@ -128,6 +130,8 @@ impl Reloader {
             restart_needed: Vec::new(),
         };
         drop(snapshot);
+        let files = files::FileWatches::default();
+        files.sync(&shared.resources.state);
         Self {
             shared,
             origin,
@@ -136,6 +140,7 @@ impl Reloader {
             admin_override,
             status: Mutex::new(status),
             lock: tokio::sync::Mutex::new(()),
+            files,
         }
     }
 
@@ -226,6 +231,17 @@ impl Reloader {
                 old.config.admin.listen, snapshot.config.admin.listen, old.config.admin.listen
             ));
         }
+        if snapshot.config.metrics.listen != old.config.metrics.listen {
+            restart_needed.push(format!(
+                "metrics.listen: {:?} -> {:?} (the metrics listener stays as it is until restarted)",
+                old.config.metrics.listen, snapshot.config.metrics.listen
+            ));
+        }
+        if snapshot.config.async_queue != old.config.async_queue {
+            restart_needed.push(
+                "async: the queue and its worker keep their settings until restarted".to_string(),
+            );
+        }
         if snapshot.config.reload.debounce != old.config.reload.debounce {
             restart_needed.push(format!(
                 "reload.debounce: {:?} -> {:?} (the watch keeps its debounce until restarted)",
@@ -245,6 +261,7 @@ impl Reloader {
         let mut snapshot = snapshot;
         snapshot.config.server.listen = old.config.server.listen;
         snapshot.config.admin.listen = old.config.admin.listen;
+        snapshot.config.metrics.listen = old.config.metrics.listen;
         snapshot.config.reload.debounce = old.config.reload.debounce;
         let replaced = self.shared.snapshot.swap(Arc::new(snapshot));
         drop(previous);
@@ -252,6 +269,7 @@ impl Reloader {
         // (Requests still running on the old table hold it until they finish.)
         tokio::task::spawn_blocking(move || drop(replaced));
         self.shared.resources.state.retain(generation);
+        self.files.sync(&self.shared.resources.state);
         self.shared.metrics.reload_succeeded();
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.version += 1;
