@@ -38,7 +38,7 @@ fn help_and_version() {
 async fn no_arguments_runs_the_embedded_default() {
     let weir = spawn_weir(
         &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
-        &[],
+        &[("WEIR_METRICS_LISTEN", "127.0.0.1:0")],
     );
     // The log line is plain text: what log collectors and this test read.
     let line = weir
@@ -66,7 +66,22 @@ async fn no_arguments_runs_the_embedded_default() {
         .iter()
         .filter_map(|r| r["route_id"].as_str())
         .collect();
-    assert_eq!(ids, ["function", "healthz"]);
+    assert_eq!(
+        ids,
+        [
+            "function",
+            "system-functions",
+            "system-function",
+            "system-scale-function",
+            "system-secrets",
+            "system-logs",
+            "system-namespaces",
+            "system-namespace",
+            "system-info",
+            "system-alert",
+            "healthz"
+        ]
+    );
     // Unrouted paths get the JSON 404 from the real binary too.
     let resp = get(weir.addr, "/not/an/openfaas/path").await;
     assert_error_body(&resp, 404, "/not/an/openfaas/path", None);

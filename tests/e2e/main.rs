@@ -2,6 +2,7 @@
 //! in process or as the real binary. One test binary, to keep link time down.
 
 mod backend;
+mod fake_provider;
 mod support;
 
 mod admin;
@@ -14,6 +15,7 @@ mod filters;
 mod forwarding;
 mod health;
 mod hostile;
+mod openfaas;
 mod predicates;
 mod reload;
 mod resilience_reload;

@@ -670,6 +670,11 @@ fn clean_env(command: &mut Command) {
         "upstream_timeout",
         "WEIR_LISTEN",
         "WEIR_ADMIN_LISTEN",
+        "WEIR_METRICS_LISTEN",
+        "function_namespace",
+        "basic_auth",
+        "secret_mount_path",
+        "scale_from_zero",
     ] {
         command.env_remove(name);
     }
@@ -709,6 +714,9 @@ pub struct WeirProcess {
     pub addr: SocketAddr,
     /// The admin listener, from the "listening (admin)" log line.
     pub admin: SocketAddr,
+    /// The metrics listener, from the "listening (metrics)" log line (logged before the admin
+    /// line), when there is one.
+    pub metrics: Option<SocketAddr>,
     /// Every stderr line read up to the listening lines.
     pub log: Vec<String>,
 }
@@ -770,13 +778,14 @@ pub fn spawn_weir(args: &[&str], env: &[(&str, &str)]) -> WeirProcess {
     });
     let deadline = std::time::Instant::now() + WAIT;
     let mut log = Vec::new();
-    let (mut addr, mut admin) = (None, None);
+    let (mut addr, mut admin, mut metrics) = (None, None, None);
     while addr.is_none() || admin.is_none() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
                 addr = addr.or_else(|| address_after(&line, "listening (gateway) address="));
                 admin = admin.or_else(|| address_after(&line, "listening (admin) address="));
+                metrics = metrics.or_else(|| address_after(&line, "listening (metrics) address="));
                 log.push(line);
             }
             Err(_) => {
@@ -793,6 +802,7 @@ pub fn spawn_weir(args: &[&str], env: &[(&str, &str)]) -> WeirProcess {
         child,
         addr: addr.unwrap(),
         admin: admin.unwrap(),
+        metrics,
         log,
     }
 }
