@@ -108,6 +108,14 @@ pub fn check(parts: &mut Parts) -> Verdict {
                 "the request target is longer than 8 KiB",
             );
         }
+        // hyper lets raw UTF-8 (or any byte over 0x7F) through; upstreams read it as UTF-8 or
+        // Latin-1. The path policy says the same of the path; this covers the query.
+        if !pq.as_str().is_ascii() {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "the request target has bytes that are not ASCII; percent-encode them",
+            );
+        }
     }
     if !uri.path().starts_with('/') {
         return reject(

@@ -302,6 +302,7 @@ fn rows() -> Vec<Row> {
         row("malformed escape %zz", get("/public/a%zz"), 400, Weir, NONE),
         row("truncated escape", get("/public/a%2"), 400, Weir, NONE),
         row("raw UTF-8", get("/public/caf\u{e9}"), 400, Weir, NONE),
+        row("raw UTF-8 in the query", get("/public/a?q=caf\u{e9}"), 400, Weir, NONE),
         row("space", get("/public/a b"), 400, Hyper, NONE),
         row("tab", get("/public/a\tb"), 400, Hyper, NONE),
         row("quote", get("/public/\"a\""), 400, Weir, NONE),
