@@ -5,8 +5,9 @@
 //! - holds a byte that RFC 3986 does not allow in a path: not ASCII, a control character, a
 //!   backslash (`\`), `"`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, `[`, `]`: upstreams read these
 //!   differently (as UTF-8 or Latin-1, `\` as a separator on Windows servers);
-//! - holds a malformed escape (`%`, `%4`, `%zz`) or an encoded control character (`%00` to
-//!   `%1F`, `%7F`): some upstreams keep them, some decode them, some cut the path at `%00`;
+//! - holds a malformed escape (`%`, `%4`, `%zz`), an encoded control character (`%00` to
+//!   `%1F`, `%7F`) or an overlong UTF-8 encoding (`%C0%AE` is `.` to a lax decoder): some
+//!   upstreams keep them, some decode them, some cut the path at `%00`;
 //! - has a segment that is a dot segment under another reading of it: once fully
 //!   percent-decoded (`%252e%252e`), with `%2F`, `%5C` or `\` taken as separators
 //!   (`..%2F`, `a%5C..`), or with its `;` parameters removed as Tomcat does (`..;`, `.;x`).
@@ -46,6 +47,8 @@ fn is_unreserved(b: u8) -> bool {
 /// a `;`.
 fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
     let (mut percent, mut semicolon) = (false, false);
+    // The byte the previous escape decoded to, when that escape came right before this one.
+    let mut previous: Option<u8> = None;
     let mut i = 0;
     while i < path.len() {
         match path[i] {
@@ -67,6 +70,19 @@ fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
                         "the path has an encoded control character (such as %00, %0A or %0D)",
                     ));
                 }
+                // Overlong UTF-8 (`%C0%AE` is a `.` to a lax decoder): C0 and C1 never start a
+                // valid sequence, nor E0 or F0 with a second byte this low.
+                let overlong = matches!(c, 0xc0 | 0xc1)
+                    || matches!(
+                        (previous, c),
+                        (Some(0xe0), 0x80..=0x9f) | (Some(0xf0), 0x80..=0x8f)
+                    );
+                if overlong {
+                    return Err(PathRejected(
+                        "the path has an overlong UTF-8 encoding (such as %C0%AE)",
+                    ));
+                }
+                previous = Some(c);
                 i += 3;
                 continue;
             }
@@ -86,6 +102,7 @@ fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
                 "the path has a character that RFC 3986 does not allow there; percent-encode it",
             )),
         }
+        previous = None;
         i += 1;
     }
     Ok((percent, semicolon))
@@ -251,6 +268,12 @@ mod tests {
         assert_eq!(n("/a/.../b"), "/a/.../b");
         assert_eq!(n("/a;v=1/b;jsessionid=x"), "/a;v=1/b;jsessionid=x");
         assert_eq!(n("/a/%25/b"), "/a/%25/b");
+        // Well-formed UTF-8, and Latin-1, stay encoded.
+        assert_eq!(
+            n("/caf%C3%A9/%E0%A4%85/%F0%9F%98%80"),
+            "/caf%C3%A9/%E0%A4%85/%F0%9F%98%80"
+        );
+        assert_eq!(n("/caf%E9"), "/caf%E9");
         assert_eq!(n("*"), "*");
     }
 
@@ -285,6 +308,11 @@ mod tests {
             "/a<b>",
             "/a[0]",
             "/a|b",
+            "/public/%c0%ae%c0%ae/system",
+            "/public/%C0%AE./system",
+            "/public/%e0%80%ae%e0%80%ae/system",
+            "/public/%f0%80%80%ae/system",
+            "/a%C1%9C",
         ] {
             assert!(rejected(path), "{path:?} should be rejected");
         }

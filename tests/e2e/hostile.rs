@@ -292,6 +292,7 @@ fn rows() -> Vec<Row> {
         row("%2e%2e%2f", get("/public/%2e%2e%2fsystem/x"), 400, Weir, NONE),
         row("..%5C", get("/public/..%5Csystem/x"), 400, Weir, NONE),
         row("double-encoded dots", get("/public/%252e%252e/system/x"), 400, Weir, NONE),
+        row("overlong UTF-8 dots", get("/public/%c0%ae%c0%ae/system/x"), 400, Weir, NONE),
         row("Tomcat ..;/", get("/public/..;/system/x"), 400, Weir, NONE),
         row("Tomcat ..;param/", get("/public/..;jsessionid=1/system/x"), 400, Weir, NONE),
         row("literal backslash", get("/public\\..\\system/x"), 400, Weir, NONE),
