@@ -335,6 +335,20 @@ impl GatewayBuilder {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        if shared
+            .snapshot
+            .load()
+            .table
+            .routes()
+            .iter()
+            .any(|r| r.uri == crate::config::RouteUri::Queue)
+        {
+            tasks.push(tokio::spawn(crate::queue::worker::open_and_run(
+                config.async_queue.clone(),
+                shared.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         // The SIGHUP handler is installed before the gateway says it is listening: until it
         // is, a SIGHUP would kill the process.
         #[cfg(unix)]

@@ -13,6 +13,7 @@ mod gateway;
 pub mod metrics;
 pub mod openfaas;
 pub mod proxy;
+pub mod queue;
 pub mod reload;
 mod server;
 

@@ -36,6 +36,9 @@ enum Command {
         /// The routes file.
         file: PathBuf,
     },
+    /// Runs only the async queue worker, to scale workers out: it takes work from the NATS
+    /// queue of the config's `async:` section (the embedded default when no --config is given).
+    QueueWorker,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Some(Command::Check { file }) => check(&file),
+        Some(Command::QueueWorker) => queue_worker(cli.config),
         None => serve(cli),
     }
 }
@@ -84,6 +88,60 @@ fn check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn queue_worker(config: Option<PathBuf>) -> ExitCode {
+    let source = match &config {
+        Some(path) => match Source::read(path) {
+            Ok(source) => source,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Source::embedded(),
+    };
+    let settings = match weir::config::load(&source, &|name| std::env::var(name).ok()) {
+        Ok(config) => config.async_queue,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.queue != weir::config::QueueKind::Nats {
+        eprintln!("error: the queue worker on its own needs `async.queue: nats`; the embedded queue lives inside a running gateway");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let queue = match weir::queue::Queue::open(settings, Default::default()).await {
+            Ok(queue) => std::sync::Arc::new(queue),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(url = %queue.settings.nats.url, "queue worker running");
+        let client = weir::proxy::Upstream::default().client(std::time::Duration::from_secs(5));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(weir::queue::worker::run(queue, client, stopped));
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the invocations under way");
+        let _ = stop.send(true);
+        let _ = worker.await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn serve(cli: Cli) -> ExitCode {

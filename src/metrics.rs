@@ -43,6 +43,30 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Labels of `weir_async_completed_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The function's final status (503 when it could not be reached).
+    pub status: u16,
+}
+
+/// The async queue's metrics (`weir_async_*`).
+#[derive(Clone, Default)]
+pub struct QueueMetrics {
+    /// Requests accepted into the queue.
+    pub queued: Counter,
+    /// Invocations the worker started.
+    pub started: Counter,
+    /// Invocations finished, by final status.
+    pub completed: Family<StatusLabels, Counter>,
+    /// Retried invocation attempts.
+    pub retried: Counter,
+    /// Callbacks that failed after all their retries.
+    pub callback_failures: Counter,
+    /// Messages waiting in the embedded queue.
+    pub depth: Gauge,
+}
+
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
@@ -50,6 +74,8 @@ pub struct Metrics {
     duration: Family<RouteLabels, Histogram>,
     reloads: Family<ReloadLabels, Counter>,
     last_reload_success: Gauge<f64, AtomicU64>,
+    /// The async queue's metrics.
+    pub queue: QueueMetrics,
 }
 
 fn unix_now() -> f64 {
@@ -151,7 +177,39 @@ impl Default for Metrics {
             "When the running config was loaded (start-up or the last successful reload), in Unix seconds",
             last_reload_success.clone(),
         );
+        let queue = QueueMetrics::default();
+        registry.register(
+            "weir_async_queued",
+            "Async requests accepted into the queue",
+            queue.queued.clone(),
+        );
+        registry.register(
+            "weir_async_started",
+            "Async invocations started by the worker",
+            queue.started.clone(),
+        );
+        registry.register(
+            "weir_async_completed",
+            "Async invocations finished, by final status",
+            queue.completed.clone(),
+        );
+        registry.register(
+            "weir_async_retried",
+            "Async invocation attempts retried",
+            queue.retried.clone(),
+        );
+        registry.register(
+            "weir_async_callback_failures",
+            "Async callbacks that failed after all their retries",
+            queue.callback_failures.clone(),
+        );
+        registry.register(
+            "weir_async_queue_depth",
+            "Messages waiting in the embedded async queue",
+            queue.depth.clone(),
+        );
         let metrics = Self {
+            queue,
             registry,
             requests,
             duration,

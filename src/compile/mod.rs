@@ -45,6 +45,8 @@ pub struct Resources {
     pub state: Arc<StateStore>,
     /// Resolves the names of DNS services.
     pub resolver: Arc<dyn Resolver>,
+    /// The async queue, once it is open (used by `queue:` routes).
+    pub queue: crate::queue::QueueSlot,
 }
 
 impl Default for Resources {
@@ -61,6 +63,7 @@ impl Resources {
             upstream: Upstream::default(),
             state: Arc::new(StateStore::default()),
             resolver: Arc::new(SystemResolver),
+            queue: Default::default(),
         }
     }
 
@@ -123,6 +126,7 @@ pub fn merge_filters<'a>(defaults: &'a [FactoryDef], own: &'a [FactoryDef]) -> V
 
 struct Compiler<'a> {
     config: &'a Config,
+    queue: crate::queue::QueueSlot,
     registry: &'a Registry,
     upstream: &'a Upstream,
     services: HashMap<String, Arc<Service>>,
@@ -280,6 +284,16 @@ impl Compiler<'_> {
                 HttpService::new(ForwardTo::new(path, self.table_cell.clone()))
             }
             RouteUri::NoOp => HttpService::new(NoOp),
+            RouteUri::Queue => {
+                if !variables.iter().any(|v| v == "name") {
+                    self.error(
+                        def.pos,
+                        &def.id,
+                        "a `queue:` route needs a `{name}` path variable naming the function, as in `Path=/async-function/{name}/**`".into(),
+                    );
+                }
+                crate::queue::enqueue_service(self.queue.clone())
+            }
         };
         if self.errors.len() > errors_before {
             return None;
@@ -352,6 +366,7 @@ pub fn compile(config: Config, resources: &Resources) -> Result<Snapshot, Config
         .collect();
     let mut compiler = Compiler {
         config: &config,
+        queue: resources.queue.clone(),
         registry: &resources.registry,
         upstream: &resources.upstream,
         services,

@@ -4,6 +4,7 @@
 //! The result is a [`Config`]: plain definitions, not yet compiled. Factories never see YAML;
 //! their arguments stay text until [`crate::compile`] hands them to the factory.
 
+mod async_queue;
 mod error;
 mod placeholders;
 mod services;
@@ -18,6 +19,7 @@ use http::uri::Authority;
 use ipnet::IpNet;
 use weir_predicates::parse_duration;
 
+pub use async_queue::{AsyncSettings, NatsSettings, QueueKind, WorkerSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use services::{
     parse_instance_uri, ActiveHealth, DnsDef, InstanceDef, PassiveHealth, ServiceDef,
@@ -75,6 +77,8 @@ pub struct Config {
     pub reload: ReloadSettings,
     /// The services behind `lb://` routes.
     pub services: Vec<ServiceDef>,
+    /// The queue behind `queue:` routes.
+    pub async_queue: AsyncSettings,
     /// The routes in file order.
     pub routes: Vec<RouteDef>,
     /// Filters applied to every route.
@@ -204,6 +208,9 @@ pub enum RouteUri {
     Forward(String),
     /// `no://op`: the route's filters answer; if none does, an empty 200.
     NoOp,
+    /// `queue:`: the request is accepted into the async queue (202) and run later by the
+    /// worker; the function is the route's `{name}` path variable.
+    Queue,
 }
 
 impl std::fmt::Display for RouteUri {
@@ -215,6 +222,7 @@ impl std::fmt::Display for RouteUri {
             RouteUri::Lb(name) => write!(f, "lb://{name}"),
             RouteUri::Forward(path) => write!(f, "forward:{path}"),
             RouteUri::NoOp => f.write_str("no://op"),
+            RouteUri::Queue => f.write_str("queue:"),
         }
     }
 }
@@ -399,6 +407,7 @@ impl Loader<'_> {
                 debounce: Duration::from_millis(200),
             },
             services: Vec::new(),
+            async_queue: AsyncSettings::default(),
             routes: Vec::new(),
             default_filters: Vec::new(),
             warnings: Vec::new(),
@@ -417,11 +426,13 @@ impl Loader<'_> {
                 "metrics" => self.metrics(value, &mut config),
                 "reload" => self.reload(value, &mut config),
                 "services" => self.services(value, &mut config),
+                "async" => self.async_settings(value, &mut config),
                 _ => {
                     let hint = suggestion(
                         k,
                         &[
-                            "gateway", "spring", "server", "admin", "reload", "services", "metrics",
+                            "gateway", "spring", "server", "admin", "reload", "services", "async",
+                            "metrics",
                         ],
                     );
                     self.warn(
@@ -904,6 +915,9 @@ fn parse_uri(text: &str) -> Result<(RouteUri, Option<String>), String> {
             format!("/{path}")
         };
         return Ok((RouteUri::Forward(path), None));
+    }
+    if text == "queue:" || text == "queue://" {
+        return Ok((RouteUri::Queue, None));
     }
     if text == "no://op" {
         return Ok((RouteUri::NoOp, None));

@@ -13,7 +13,7 @@ use http::{header, Request, Response, StatusCode};
 use weir_filters::{error_response, Body, Exchange};
 use weir_predicates::{Captures, RequestView};
 
-pub use forward::{ForwardTo, Forwarder, NoOp, Target, Upstream};
+pub use forward::{ForwardTo, Forwarder, HttpClient, NoOp, Target, Upstream};
 
 use crate::compile::RouteTable;
 

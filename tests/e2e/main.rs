@@ -6,6 +6,7 @@ mod fake_provider;
 mod support;
 
 mod admin;
+mod async_queue;
 mod balancing;
 mod circuit_breaker;
 mod cli;
