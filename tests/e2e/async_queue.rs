@@ -560,3 +560,43 @@ async fn two_weirs_share_one_stream_and_each_message_runs_once() {
         "each message ran on exactly one of the two: {a} + {b}"
     );
 }
+
+#[tokio::test]
+async fn the_default_config_serves_async_functions() {
+    let provider = backend("fn").await;
+    let collector = Collector::start().await;
+    let provider_url = format!("http://{}/", provider.addr);
+    let running = weir::Gateway::builder()
+        .listen(([127, 0, 0, 1], 0).into())
+        .admin_listen(([127, 0, 0, 1], 0).into())
+        .env(move |name| match name {
+            "functions_provider_url" => Some(provider_url.clone()),
+            "WEIR_METRICS_LISTEN" => Some("127.0.0.1:0".into()),
+            "scale_from_zero" => Some("false".into()),
+            _ => None,
+        })
+        .start()
+        .await
+        .expect("the embedded default starts");
+    let addr = running.listen_addr();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let resp = loop {
+        let resp = Req::new(Method::POST, addr, "/async-function/echo/sub?x=1")
+            .header("X-Callback-Url", &collector.url())
+            .body("hi")
+            .send()
+            .await;
+        if resp.status != 503 || tokio::time::Instant::now() > deadline {
+            break resp;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let id = resp.header("x-call-id").expect("a call id");
+    assert_eq!(resp.header_all("x-call-id").len(), 1, "one X-Call-Id");
+    eventually("the callback", || !collector.calls().is_empty()).await;
+    let call = &collector.calls()[0];
+    assert_eq!(call.headers.get("x-call-id"), Some(&id));
+    let answer: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(answer["uri"], "/function/echo/sub?x=1");
+}

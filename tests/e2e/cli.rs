@@ -70,6 +70,7 @@ async fn no_arguments_runs_the_embedded_default() {
         ids,
         [
             "function",
+            "async-function",
             "system-functions",
             "system-function",
             "system-scale-function",

@@ -346,7 +346,7 @@ fn the_repository_example_checks_and_prints_the_route_table() {
     let text = out.stdout;
     assert!(
         text.starts_with(&format!(
-            "{file}: 11 routes (listen 0.0.0.0:8080, admin 127.0.0.1:9901)"
+            "{file}: 12 routes (listen 0.0.0.0:8080, admin 127.0.0.1:9901)"
         )),
         "{text}"
     );
@@ -364,6 +364,10 @@ fn the_repository_example_checks_and_prints_the_route_table() {
     );
     assert!(
         text.contains("[order 0] system-alert -> no://op\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[order 0] async-function -> queue:\n"),
         "{text}"
     );
     assert!(
