@@ -18,6 +18,7 @@ mod health;
 mod hostile;
 mod openfaas;
 mod predicates;
+mod prometheus;
 mod reload;
 mod resilience_reload;
 mod retry;
