@@ -101,6 +101,9 @@ pub struct Queue {
     pub settings: AsyncSettings,
     backend: Backend,
     metrics: QueueMetrics,
+    /// The OpenFaaS function metrics, when the config records them (`FunctionMetrics`): async
+    /// invocations are counted there too.
+    pub faas_metrics: Option<Arc<weir_filters::function_metrics::FaasMetrics>>,
 }
 
 impl Queue {
@@ -147,6 +150,7 @@ impl Queue {
             settings,
             backend,
             metrics,
+            faas_metrics: None,
         })
     }
 

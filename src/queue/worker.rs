@@ -38,7 +38,16 @@ pub async fn open_and_run(
 ) {
     let backend = format!("{:?}", settings.queue).to_lowercase();
     let queue = match Queue::open(settings, shared.metrics.queue.clone()).await {
-        Ok(queue) => Arc::new(queue),
+        Ok(mut queue) => {
+            queue.faas_metrics = shared
+                .resources
+                .state
+                .values::<weir_filters::function_metrics::FaasMetrics>()
+                .into_iter()
+                .next()
+                .map(|(_, metrics)| metrics);
+            Arc::new(queue)
+        }
         Err(e) => {
             tracing::error!(error = %e, "the async queue could not be opened; async requests get 503");
             return;
@@ -156,7 +165,14 @@ async fn process(queue: &Queue, client: &HttpClient, delivery: &Delivery) {
         }
     };
     queue.metrics.started.inc();
+    if let Some(faas) = &queue.faas_metrics {
+        faas.started(&request.function);
+    }
+    let invoked = Instant::now();
     let (status, headers, body) = invoke(queue, client, &request).await;
+    if let Some(faas) = &queue.faas_metrics {
+        faas.finished(&request.function, status.as_u16(), invoked.elapsed());
+    }
     queue
         .metrics
         .completed

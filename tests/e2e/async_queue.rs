@@ -599,4 +599,14 @@ async fn the_default_config_serves_async_functions() {
     assert_eq!(call.headers.get("x-call-id"), Some(&id));
     let answer: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
     assert_eq!(answer["uri"], "/function/echo/sub?x=1");
+    // The invocation is counted in the OpenFaaS function metrics, as a synchronous one is.
+    let metrics = Req::get(running.admin_addr(), "/metrics")
+        .send()
+        .await
+        .text();
+    assert!(
+        metrics
+            .contains("gateway_function_invocation_total{code=\"200\",function_name=\"echo\"} 1"),
+        "{metrics}"
+    );
 }
