@@ -383,7 +383,7 @@ impl GatewayBuilder {
         }
         crate::openfaas::warn_open_system_routes(&shared.snapshot.load());
         tracing::info!(address = %admin_addr, "listening (admin)");
-        tasks.push(tokio::spawn(server::serve(
+        tasks.push(tokio::spawn(server::serve_with(
             main,
             {
                 let shared = shared.clone();
@@ -393,6 +393,7 @@ impl GatewayBuilder {
                 }
             },
             shutdown_rx.clone(),
+            config.server.read_timeout,
         )));
         tasks.push(tokio::spawn(server::serve(
             admin_listener,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,8 +20,22 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves `listener` with `handler` until `shutdown` turns true; then waits (bounded) for
 /// open connections to finish their requests.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
+pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
+    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_with(listener, handler, shutdown, None).await
+}
+
+/// As [`serve`], closing an HTTP/1 connection whose request head does not arrive whole within
+/// `read_timeout` (`server.read-timeout`, OpenFaaS's `read_timeout`).
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    read_timeout: Option<Duration>,
+) where
     H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -48,7 +62,13 @@ where
                 let response = handler(request, conn);
                 async move { Ok::<_, Infallible>(response.await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if let Some(limit) = read_timeout {
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limit);
+            }
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {

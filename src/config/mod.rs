@@ -94,6 +94,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-For` is kept and appended to (`server.trusted-proxies`).
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a client has to send a request's head (`server.read-timeout`); default none.
+    pub read_timeout: Option<Duration>,
 }
 
 /// `admin:` settings.
@@ -393,6 +395,7 @@ impl Loader<'_> {
             server: ServerSettings {
                 listen: DEFAULT_LISTEN.parse().expect("valid default"),
                 trusted_proxies: Vec::new(),
+                read_timeout: None,
             },
             admin: AdminSettings {
                 listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
@@ -533,6 +536,8 @@ impl Loader<'_> {
                     ),
                     None => {}
                 }
+            } else if key_is(k, "read-timeout") {
+                config.server.read_timeout = self.duration(value, "server.read-timeout");
             } else if key_is(k, "trusted-proxies") {
                 let values: Vec<String> = match &value.value {
                     Value::Seq(items) => items
@@ -551,7 +556,7 @@ impl Loader<'_> {
                     }
                 }
             } else {
-                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port` and `trusted-proxies`"));
+                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port`, `read-timeout` and `trusted-proxies`"));
             }
         }
     }

@@ -231,6 +231,12 @@ impl Reloader {
                 old.config.admin.listen, snapshot.config.admin.listen, old.config.admin.listen
             ));
         }
+        if snapshot.config.server.read_timeout != old.config.server.read_timeout {
+            restart_needed.push(format!(
+                "server.read-timeout: {:?} -> {:?} (the listener keeps its timeout until restarted)",
+                old.config.server.read_timeout, snapshot.config.server.read_timeout
+            ));
+        }
         if snapshot.config.metrics.listen != old.config.metrics.listen {
             restart_needed.push(format!(
                 "metrics.listen: {:?} -> {:?} (the metrics listener stays as it is until restarted)",
@@ -262,6 +268,7 @@ impl Reloader {
         snapshot.config.server.listen = old.config.server.listen;
         snapshot.config.admin.listen = old.config.admin.listen;
         snapshot.config.metrics.listen = old.config.metrics.listen;
+        snapshot.config.server.read_timeout = old.config.server.read_timeout;
         snapshot.config.reload.debounce = old.config.reload.debounce;
         let replaced = self.shared.snapshot.swap(Arc::new(snapshot));
         drop(previous);

@@ -1030,3 +1030,36 @@ async fn weir_with_no_environment_starts_serves_and_warns() {
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(get(weir.addr, "/nope").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_closes_a_connection_whose_request_head_never_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = FakeProvider::start().await;
+    let url = provider.url();
+    let gw = gateway(
+        weir::config::EMBEDDED_DEFAULT,
+        None,
+        &[
+            ("functions_provider_url", url.as_str()),
+            ("read_timeout", "1"),
+            ("WEIR_METRICS_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("the connection is closed once read_timeout has passed");
+    assert!(
+        read.is_err() || !String::from_utf8_lossy(&buf).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    // A whole request is served as usual.
+    assert_eq!(get(gw.addr, "/healthz").await.status, StatusCode::OK);
+}

@@ -675,6 +675,7 @@ fn clean_env(command: &mut Command) {
         "basic_auth",
         "secret_mount_path",
         "scale_from_zero",
+        "read_timeout",
     ] {
         command.env_remove(name);
     }
