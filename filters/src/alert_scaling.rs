@@ -142,7 +142,8 @@ async fn handle(provider: &Provider, mut exchange: Exchange) -> Response<Body> {
                 continue;
             }
             Err(e) => {
-                errors.push(format!("{key}: {e}"));
+                tracing::warn!(function = %key, "[Alert] {e}");
+                errors.push(format!("{key}: {}", e.short()));
                 continue;
             }
         };
@@ -158,7 +159,10 @@ async fn handle(provider: &Provider, mut exchange: Exchange) -> Response<Body> {
                     tracing::info!(function = %key, from = current.replicas, to, status, "[Alert] scaled");
                     scaled.push(json!({"function": key, "from": current.replicas, "to": to}));
                 }
-                Err(e) => errors.push(format!("{key}: scaling to {to} failed: {e}")),
+                Err(e) => {
+                    tracing::warn!(function = %key, "[Alert] scaling to {to}: {e}");
+                    errors.push(format!("{key}: scaling to {to} failed: {}", e.short()));
+                }
             },
         }
     }

@@ -134,6 +134,20 @@ impl std::fmt::Display for ProviderError {
     }
 }
 
+impl ProviderError {
+    /// What a client is told: the kind of failure and the provider's status, never the
+    /// provider's body (the full message, [`Display`](std::fmt::Display), is for logs).
+    pub(crate) fn short(&self) -> String {
+        match self {
+            ProviderError::Unreachable(_) => self.to_string(),
+            ProviderError::Status(status, _) => {
+                format!("the provider answered {}", status.as_u16())
+            }
+            ProviderError::Invalid(_) => "the provider's answer was invalid".to_string(),
+        }
+    }
+}
+
 /// The gateway's credentials for the provider (`basic-auth-user`, `basic-auth-password`).
 struct Credentials {
     user: Arc<WatchedFile>,

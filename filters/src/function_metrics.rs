@@ -36,6 +36,10 @@ use crate::{
 /// The name of the process-wide counters in the state store.
 pub(crate) const METRICS_STATE: &str = "openfaas-metrics";
 
+/// The most function names recorded: beyond it, new names (a client inventing them, say) are
+/// not counted, so that memory and the exposition stay bounded.
+pub const MAX_FUNCTIONS: usize = 10_000;
+
 /// `gateway_functions_seconds`' buckets: Prometheus's default buckets, as OpenFaaS uses.
 pub const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -86,33 +90,36 @@ fn float(v: f64) -> String {
 }
 
 impl FaasMetrics {
-    fn stats(&self, function: &str) -> Arc<FunctionStats> {
+    fn stats(&self, function: &str) -> Option<Arc<FunctionStats>> {
         if let Some(stats) = self
             .functions
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(function)
         {
-            return stats.clone();
+            return Some(stats.clone());
         }
-        self.functions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(function.to_string())
-            .or_default()
-            .clone()
+        let mut functions = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        if functions.len() >= MAX_FUNCTIONS && !functions.contains_key(function) {
+            return None;
+        }
+        Some(functions.entry(function.to_string()).or_default().clone())
     }
 
     /// Counts a started invocation of `function` (`name.namespace`).
     pub fn started(&self, function: &str) {
-        self.stats(function)
-            .started
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(stats) = self.stats(function) {
+            stats
+                .started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Records a finished invocation.
     pub fn finished(&self, function: &str, code: u16, elapsed: Duration) {
-        let stats = self.stats(function);
+        let Some(stats) = self.stats(function) else {
+            return;
+        };
         let mut codes = stats.codes.lock().unwrap_or_else(|e| e.into_inner());
         let at = match codes.iter().position(|c| c.code == code) {
             Some(at) => at,
@@ -374,5 +381,18 @@ mod tests {
         }
         assert_eq!(m.invocations("echo.fn"), 2);
         assert_eq!(m.invocations("other"), 0);
+        // Names beyond the cap are not recorded.
+        for i in 0..MAX_FUNCTIONS {
+            m.started(&format!("f{i}"));
+        }
+        m.started("one-too-many");
+        assert_eq!(m.functions.read().unwrap().len(), MAX_FUNCTIONS);
+        m.started("echo.fn");
+        assert_eq!(
+            m.functions.read().unwrap()["echo.fn"]
+                .started
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
     }
 }

@@ -82,6 +82,12 @@ impl LayerFilter for InvocationCount {
                 if exchange.request.method() != Method::GET {
                     return inner.handle(exchange).await;
                 }
+                let mut exchange = exchange;
+                // The list is read and rewritten here: ask the provider for it uncompressed.
+                exchange
+                    .request
+                    .headers_mut()
+                    .remove(header::ACCEPT_ENCODING);
                 let route = exchange.route_id.clone();
                 let (path, request_id) = (exchange.path().to_string(), exchange.request_id);
                 let response = inner.handle(exchange).await;

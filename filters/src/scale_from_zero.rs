@@ -218,7 +218,7 @@ impl Scaler {
             tracing::warn!(function = key, "scale from zero: {e}");
             Outcome::Failed(
                 StatusCode::BAD_GATEWAY,
-                format!("cannot look up function `{key}`: {e}"),
+                format!("cannot look up function `{key}`: {}", e.short()),
             )
         };
         let status = match self.provider.function(name, ns).await {
