@@ -289,33 +289,6 @@ impl Policy {
     }
 
     async fn attempt(&self, exchange: Exchange, inner: &HttpService) -> Response<Body> {
-        match self.timeout {
-            None => inner.handle(exchange).await,
-            Some(limit) => {
-                let (path, route, id) = (
-                    exchange.path().to_string(),
-                    exchange.route_id.clone(),
-                    exchange.request_id,
-                );
-                match tokio::time::timeout(limit, inner.handle(exchange)).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        let message = format!(
-                            "the upstream did not respond within {} ms",
-                            limit.as_millis()
-                        );
-                        let mut error = crate::error_response(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            &message,
-                            &path,
-                            Some(&route),
-                            id,
-                        );
-                        error.extensions_mut().insert(UpstreamFailure::Timeout);
-                        error
-                    }
-                }
-            }
-        }
+        inner.handle_within(exchange, self.timeout, "").await
     }
 }

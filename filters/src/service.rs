@@ -94,6 +94,45 @@ impl HttpService {
         Self::new(layer.layer(inner))
     }
 
+    /// Handles one exchange, but past `limit` gives up: the call is dropped (which cancels the
+    /// upstream request) and answered 504, marked [`crate::UpstreamFailure::Timeout`]. The
+    /// message reads "the upstream did not respond within {what}N ms".
+    pub async fn handle_within(
+        &self,
+        exchange: Exchange,
+        limit: Option<std::time::Duration>,
+        what: &str,
+    ) -> Response<Body> {
+        let Some(limit) = limit else {
+            return self.handle(exchange).await;
+        };
+        let (path, route, id) = (
+            exchange.path().to_string(),
+            exchange.route_id.clone(),
+            exchange.request_id,
+        );
+        match tokio::time::timeout(limit, self.handle(exchange)).await {
+            Ok(response) => response,
+            Err(_) => {
+                let message = format!(
+                    "the upstream did not respond within {what}{} ms",
+                    limit.as_millis()
+                );
+                let mut error = crate::error_response(
+                    http::StatusCode::GATEWAY_TIMEOUT,
+                    &message,
+                    &path,
+                    Some(&route),
+                    id,
+                );
+                error
+                    .extensions_mut()
+                    .insert(crate::UpstreamFailure::Timeout);
+                error
+            }
+        }
+    }
+
     /// Handles one exchange.
     pub fn handle(
         &self,

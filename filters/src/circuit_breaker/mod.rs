@@ -248,34 +248,9 @@ impl Inner {
             },
         };
         let started = Instant::now();
-        let response = match self.time_limit {
-            None => next.handle(call).await,
-            Some(limit) => {
-                let (path, route, id) = (
-                    call.path().to_string(),
-                    call.route_id.clone(),
-                    call.request_id,
-                );
-                match tokio::time::timeout(limit, next.handle(call)).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        let message = format!(
-                            "the upstream did not respond within the time limit of {} ms",
-                            limit.as_millis()
-                        );
-                        let mut error = crate::error_response(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            &message,
-                            &path,
-                            Some(&route),
-                            id,
-                        );
-                        error.extensions_mut().insert(UpstreamFailure::Timeout);
-                        error
-                    }
-                }
-            }
-        };
+        let response = next
+            .handle_within(call, self.time_limit, "the time limit of ")
+            .await;
         let failure = response.extensions().get::<UpstreamFailure>().copied();
         let failed = failure.is_some() || self.status_codes.contains(&response.status());
         if let Some(permit) = guard.permit.take() {
