@@ -60,26 +60,24 @@ pub fn check(parts: &mut Parts) -> Verdict {
     // Transfer-Encoding that does not end in `chunked`.
     if h1 {
         let lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter().count();
-        let encodings: Vec<&HeaderValue> = parts
-            .headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .collect();
+        // The first Transfer-Encoding and whether there is another, without collecting them.
+        let mut encodings = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
+        let (first, another) = (encodings.next(), encodings.next().is_some());
         if lengths > 1 {
             return reject(
                 StatusCode::BAD_REQUEST,
                 "the request has more than one Content-Length",
             );
         }
-        if !encodings.is_empty() && lengths > 0 {
+        if first.is_some() && lengths > 0 {
             return reject(
                 StatusCode::BAD_REQUEST,
                 "the request has both Transfer-Encoding and Content-Length",
             );
         }
-        match encodings.as_slice() {
-            [] => {}
-            [one] if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => {}
+        match (first, another) {
+            (None, _) => {}
+            (Some(one), false) if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => {}
             _ => {
                 return reject(
                     StatusCode::BAD_REQUEST,
