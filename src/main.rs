@@ -133,7 +133,8 @@ fn queue_worker(config: Option<PathBuf>) -> ExitCode {
             }
         };
         tracing::info!(url = %queue.settings.nats.url, "queue worker running");
-        let client = weir::proxy::Upstream::default().client(std::time::Duration::from_secs(5));
+        let client = weir::proxy::Upstream::default()
+            .client(std::time::Duration::from_secs(5), Default::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(weir::queue::worker::run(queue, client, stopped));
         shutdown_signal().await;

@@ -62,7 +62,7 @@ pub mod validate_scale_request;
 
 use std::sync::Arc;
 
-pub use body::{Body, BoxError};
+pub use body::{Body, BoxError, Lease, UpstreamBody};
 pub use chain::chain;
 pub use error::{error_response, ErrorBody};
 pub use exchange::Exchange;

@@ -97,7 +97,8 @@ impl Upstreams for CompileUpstreams<'_> {
         let (tls, authority) = config::parse_instance_uri(uri)
             .map_err(|e| format!("{e}; a fallback is `forward:/path` or `http(s)://host:port`"))?;
         Ok(Forwarder::new(
-            self.upstream.client(self.config.client.connect_timeout),
+            self.upstream
+                .client(self.config.client.connect_timeout, self.config.client.pool),
             Target::Fixed(Arc::new(Endpoint::new(tls, authority))),
             self.config.client.response_timeout,
             self.config.server.trusted_proxies.clone(),
@@ -253,7 +254,7 @@ impl Compiler<'_> {
         };
         let inner = match &def.uri {
             RouteUri::Http { tls, authority } => Forwarder::new(
-                self.upstream.client(connect),
+                self.upstream.client(connect, self.config.client.pool),
                 Target::Fixed(Arc::new(Endpoint::new(*tls, authority.clone()))),
                 response,
                 self.config.server.trusted_proxies.clone(),
@@ -261,7 +262,7 @@ impl Compiler<'_> {
             .into_service(),
             RouteUri::Lb(name) => match self.services.get(name) {
                 Some(service) => Forwarder::new(
-                    self.upstream.client(connect),
+                    self.upstream.client(connect, self.config.client.pool),
                     Target::Balanced(service.clone()),
                     response,
                     self.config.server.trusted_proxies.clone(),
@@ -327,7 +328,9 @@ fn service(
     let kept = resources.state.get_or_init(key, generation, || {
         Service::start(
             def.clone(),
-            resources.upstream.client(config.client.connect_timeout),
+            resources
+                .upstream
+                .client(config.client.connect_timeout, config.client.pool),
             resources.resolver.clone(),
         )
     });

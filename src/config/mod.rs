@@ -152,6 +152,29 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// How long to wait for an upstream's response headers (default: no limit).
     pub response_timeout: Option<Duration>,
+    /// `pool:`: how idle upstream connections are kept.
+    pub pool: PoolLimits,
+}
+
+/// How the pool keeps idle connections (`httpclient.pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolLimits {
+    /// An idle connection is closed after this long (`max-idle-time`, default 90 s).
+    pub max_idle_time: Duration,
+    /// Idle connections kept per upstream (`max-idle-per-host`, default 1024).
+    pub max_idle_per_host: usize,
+    /// Idle connections kept in all (`max-idle`, default 1024).
+    pub max_idle: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_idle_time: Duration::from_secs(90),
+            max_idle_per_host: 1024,
+            max_idle: 1024,
+        }
+    }
 }
 
 /// `reload:` settings.
@@ -405,6 +428,7 @@ impl Loader<'_> {
             client: ClientSettings {
                 connect_timeout: Duration::from_secs(5),
                 response_timeout: None,
+                pool: PoolLimits::default(),
             },
             reload: ReloadSettings {
                 debounce: Duration::from_millis(200),
@@ -510,11 +534,54 @@ impl Loader<'_> {
                 }
             } else if key_is(k, "response-timeout") {
                 config.client.response_timeout = self.duration(value, "response-timeout");
+            } else if key_is(k, "pool") {
+                self.pool(value, &mut config.client.pool);
             } else {
                 self.warn(
                     key.pos,
                     format!("httpclient setting `{k}` is not supported by weir and is ignored"),
                 );
+            }
+        }
+    }
+
+    fn pool(&mut self, node: &Node, pool: &mut PoolLimits) {
+        const KEYS: &[&str] = &["max-idle-time", "max-idle-per-host", "max-idle"];
+        for (key, value) in self.entries(node, "httpclient.pool") {
+            let k = key.as_str().unwrap_or_default();
+            if key_is(k, "max-idle-time") {
+                if let Some(d) = self.duration(value, "httpclient.pool.max-idle-time") {
+                    pool.max_idle_time = d;
+                }
+            } else if key_is(k, "max-idle-per-host") {
+                if let Some(n) = self.idle_count(value, "httpclient.pool.max-idle-per-host") {
+                    pool.max_idle_per_host = n;
+                }
+            } else if key_is(k, "max-idle") {
+                if let Some(n) = self.idle_count(value, "httpclient.pool.max-idle") {
+                    pool.max_idle = n;
+                }
+            } else {
+                let hint = suggestion(k, KEYS);
+                self.warn(
+                    key.pos,
+                    format!("httpclient.pool setting `{k}` is not supported by weir and is ignored{hint}"),
+                );
+            }
+        }
+    }
+
+    /// A number of idle connections to keep: 0 or more.
+    fn idle_count(&mut self, node: &Node, what: &str) -> Option<usize> {
+        let text = self.text(node, what)?;
+        match text.trim().parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.error(
+                    node.pos,
+                    format!("`{what}` must be a whole number of 0 or more, found `{text}`"),
+                );
+                None
             }
         }
     }

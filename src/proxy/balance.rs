@@ -18,7 +18,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Request, Uri};
 use weir_filters::{random_below, Body, Strategy};
 
-use super::forward::HttpClient;
+use super::client::HttpClient;
 use crate::config::{ActiveHealth, PassiveHealth, ServiceDef};
 
 /// Where a request can be sent: scheme, authority, and the `Host` header that goes with it.
@@ -473,7 +473,8 @@ mod tests {
             active: None,
             pos: Default::default(),
         };
-        let client = crate::proxy::Upstream::default().client(Duration::from_secs(1));
+        let client =
+            crate::proxy::Upstream::default().client(Duration::from_secs(1), Default::default());
         Service::start(def, client, Arc::new(SystemResolver))
     }
 

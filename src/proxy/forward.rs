@@ -12,52 +12,31 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use tower::Service;
 use weir_filters::{Body, Exchange, HttpService, UpstreamFailure};
 
 use super::balance::{Endpoint, Service as BalancedService};
+use super::client::{Client, HostPool, HttpClient};
 use super::headers::remove_hop_by_hop;
 use super::{dispatch, Conn};
 use crate::compile::RouteTable;
+use crate::config::PoolLimits;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// The pooled client used to reach upstreams, shared by every route that uses it.
-pub type HttpClient = Arc<Client<Connector, Body>>;
-
-/// The forwarding clients, one per distinct connect timeout (almost always one). They are kept
-/// across reloads, and with them their pooled connections.
+/// The forwarding clients, one per distinct connect timeout and pool limits (almost always
+/// one). They are kept across reloads, and with them their pooled connections.
 #[derive(Default)]
 pub struct Upstream {
-    clients: Mutex<HashMap<Duration, HttpClient>>,
+    clients: Mutex<HashMap<(Duration, PoolLimits), HttpClient>>,
 }
 
 impl Upstream {
-    /// The client that connects with `connect_timeout`.
-    pub fn client(&self, connect_timeout: Duration) -> HttpClient {
+    /// The client that connects with `connect_timeout` and pools by `limits`.
+    pub fn client(&self, connect_timeout: Duration, limits: PoolLimits) -> HttpClient {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
-            .entry(connect_timeout)
-            .or_insert_with(|| {
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_nodelay(true);
-                http.set_connect_timeout(Some(connect_timeout));
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_webpki_roots()
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Arc::new(
-                    Client::builder(TokioExecutor::new())
-                        .pool_idle_timeout(Duration::from_secs(90))
-                        .build(https),
-                )
-            })
+            .entry((connect_timeout, limits))
+            .or_insert_with(|| Arc::new(Client::new(connect_timeout, limits)))
             .clone()
     }
 }
@@ -74,6 +53,8 @@ pub enum Target {
 pub struct Forwarder {
     client: HttpClient,
     target: Target,
+    /// The pool of a fixed target's connections, looked up once.
+    fixed_pool: Option<Arc<HostPool>>,
     response_timeout: Option<Duration>,
     trusted_proxies: Vec<IpNet>,
 }
@@ -86,9 +67,14 @@ impl Forwarder {
         response_timeout: Option<Duration>,
         trusted_proxies: Vec<IpNet>,
     ) -> Self {
+        let fixed_pool = match &target {
+            Target::Fixed(endpoint) => Some(client.pool(endpoint)),
+            Target::Balanced(_) => None,
+        };
         Self {
             client,
             target,
+            fixed_pool,
             response_timeout,
             trusted_proxies,
         }
@@ -201,16 +187,15 @@ impl Forwarder {
             headers.insert(header::HOST, endpoint.host.clone());
         }
 
-        let pq = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(endpoint.scheme.clone());
-        parts.authority = Some(endpoint.authority.clone());
-        parts.path_and_query = Some(pq);
-        *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a uri");
+        // Origin form: the client sends the uri as it is.
+        if request.uri().scheme().is_some() || request.uri().path_and_query().is_none() {
+            let pq = request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = Uri::from(pq);
+        }
         *request.version_mut() = Version::HTTP_11;
         request
     }
@@ -273,16 +258,23 @@ impl Forwarder {
             }
         };
         let request = self.upstream_request(exchange, &endpoint);
-        let sent = self.client.request(request);
+        let looked_up;
+        let pool = match &self.fixed_pool {
+            Some(pool) => pool,
+            None => {
+                looked_up = self.client.pool(&endpoint);
+                &looked_up
+            }
+        };
+        let sent = self.client.send(pool, &endpoint, request);
         let result = match self.response_timeout {
             Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
             None => Ok(sent.await),
         };
         let response = match result {
-            Ok(Ok(response)) => {
-                let (mut parts, body) = response.into_parts();
-                remove_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Body::Incoming(body))
+            Ok(Ok(mut response)) => {
+                remove_hop_by_hop(response.headers_mut());
+                response
             }
             Ok(Err(err)) if client_body_failed(&err) => {
                 // The client's body broke off or was malformed (an invalid chunk size, say)

@@ -1,6 +1,7 @@
 //! The request path: normalise, find the route in the snapshot, run its chain.
 
 pub mod balance;
+mod client;
 mod forward;
 pub mod guard;
 pub mod headers;
@@ -13,7 +14,8 @@ use http::{header, Request, Response, StatusCode};
 use weir_filters::{error_response, Body, Exchange};
 use weir_predicates::{Captures, RequestView};
 
-pub use forward::{ForwardTo, Forwarder, HttpClient, NoOp, Target, Upstream};
+pub use client::{Client, ClientError, HttpClient};
+pub use forward::{ForwardTo, Forwarder, NoOp, Target, Upstream};
 
 use crate::compile::RouteTable;
 

@@ -60,7 +60,10 @@ pub async fn open_and_run(
         "async queue open"
     );
     if queue.settings.worker.enabled {
-        let client = shared.resources.upstream.client(Duration::from_secs(5));
+        let client = shared
+            .resources
+            .upstream
+            .client(Duration::from_secs(5), Default::default());
         run(queue, client, shutdown).await;
     }
 }

@@ -67,6 +67,8 @@ struct State {
     healthy: Mutex<bool>,
     released: watch::Sender<u64>,
     connections: AtomicUsize,
+    open: AtomicUsize,
+    close_all: watch::Sender<u64>,
     requests: AtomicUsize,
     health_checks: AtomicUsize,
     failed_checks: AtomicUsize,
@@ -107,6 +109,8 @@ pub async fn backend(name: &str) -> Backend {
         healthy: Mutex::new(true),
         released: watch::channel(0).0,
         connections: AtomicUsize::new(0),
+        open: AtomicUsize::new(0),
+        close_all: watch::channel(0).0,
         requests: AtomicUsize::new(0),
         health_checks: AtomicUsize::new(0),
         failed_checks: AtomicUsize::new(0),
@@ -129,14 +133,25 @@ pub async fn backend(name: &str) -> Backend {
                 continue;
             }
             let state = shared.clone();
+            let mut close_all = shared.close_all.subscribe();
+            shared.open.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
+                let counts = state.clone();
                 let service = service_fn(move |request| {
                     let state = state.clone();
                     async move { state.handle(request).await }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = close_all.changed() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+                counts.open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
@@ -316,6 +331,17 @@ impl Backend {
     /// Connections accepted (including those closed at once in [`Mode::Close`]).
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
+    }
+
+    /// Closes every open connection once its request in progress, if any, is answered (an idle
+    /// keep-alive connection closes at once).
+    pub fn close_connections(&self) {
+        self.state.close_all.send_modify(|n| *n += 1);
     }
 
     /// Requests received (health checks apart), counted when their head is read.

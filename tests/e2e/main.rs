@@ -17,6 +17,7 @@ mod forwarding;
 mod health;
 mod hostile;
 mod openfaas;
+mod pool;
 mod predicates;
 mod prometheus;
 mod reload;

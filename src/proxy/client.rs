@@ -1,0 +1,344 @@
+//! The upstream client: HTTP/1.1 connections kept in a pool per upstream, each driven by the
+//! request that holds it.
+//!
+//! No connection has a task of its own. A request checks a connection out of its upstream's
+//! pool (or opens one), drives it while waiting for the response head, and hands it to the
+//! response body ([`weir_filters::UpstreamBody`]), which drives it while the body is read and
+//! puts it back in the pool at the end. A request and its connection thus live in one task:
+//! no channel between tasks, no wake-up of a second task per request.
+//!
+//! Idle connections are not polled. Checking one out looks at it first (a closed connection
+//! or one the upstream closed is dropped, and the next one is tried); a sweep every few
+//! seconds drops those idle for longer than `max-idle-time`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{header, Request, Response, Uri};
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tower::Service;
+use weir_filters::{Body, BoxError, Lease, UpstreamBody};
+
+use super::balance::Endpoint;
+use crate::config::PoolLimits;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// Why an upstream call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection could be opened (refused, unreachable, timed out, TLS failed).
+    #[error("connecting failed: {0}")]
+    Connect(#[source] BoxError),
+    /// The request was sent, or being sent, and no response head came back.
+    #[error("{0}")]
+    Send(#[source] hyper::Error),
+    /// The request's uri names no host.
+    #[error("the uri `{0}` names no host to connect to")]
+    NoHost(Uri),
+}
+
+impl ClientError {
+    /// Whether connecting failed (nothing was sent).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, ClientError::Connect(_))
+    }
+}
+
+/// The upstream client. One per connect timeout and pool limits; cloned as [`HttpClient`].
+pub struct Client {
+    connector: Connector,
+    pools: Arc<Pools>,
+}
+
+/// The client, shared by every route that uses it.
+pub type HttpClient = Arc<Client>;
+
+/// Every upstream's pool, and the counts the limits need.
+struct Pools {
+    limits: PoolLimits,
+    by_key: Mutex<HashMap<Arc<str>, Arc<HostPool>>>,
+    /// Idle connections over all upstreams.
+    idle: AtomicUsize,
+    /// Sweeps done so far: the clock idle connections are aged by, so that neither checking
+    /// out nor handing back reads the time.
+    sweeps: AtomicU64,
+    sweeper: std::sync::Once,
+}
+
+/// One upstream's idle connections, the most recently used last.
+pub struct HostPool {
+    // Boxed once when opened, a connection moves between the pool and response bodies (as a
+    // `Box<dyn Lease>`) without another allocation.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<Connection>>>,
+    pools: Weak<Pools>,
+}
+
+/// A connection and its driver.
+struct Connection {
+    sender: http1::SendRequest<Body>,
+    /// `None` once the connection has ended.
+    driver: Option<http1::Connection<Io, Body>>,
+    pool: Weak<HostPool>,
+    /// The sweep count when it became idle.
+    idle_since: u64,
+}
+
+impl Client {
+    /// A client that gives up connecting after `connect_timeout`.
+    pub fn new(connect_timeout: Duration, limits: PoolLimits) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            connector,
+            pools: Arc::new(Pools {
+                limits,
+                by_key: Mutex::default(),
+                idle: AtomicUsize::new(0),
+                sweeps: AtomicU64::new(0),
+                sweeper: std::sync::Once::new(),
+            }),
+        }
+    }
+
+    /// The pool of connections to `endpoint`; a forwarder to a fixed upstream looks it up once.
+    pub fn pool(&self, endpoint: &Endpoint) -> Arc<HostPool> {
+        let mut by_key = self.pools.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        by_key
+            .entry(endpoint.key.clone())
+            .or_insert_with(|| {
+                Arc::new(HostPool {
+                    idle: Mutex::default(),
+                    pools: Arc::downgrade(&self.pools),
+                })
+            })
+            .clone()
+    }
+
+    /// Sends `request` (its uri absolute, `http://` or `https://`), with a `Host` header from
+    /// the uri when it has none.
+    pub async fn request(&self, mut request: Request<Body>) -> Result<Response<Body>, ClientError> {
+        let uri = request.uri();
+        let Some(authority) = uri.authority().cloned() else {
+            return Err(ClientError::NoHost(uri.clone()));
+        };
+        let endpoint = Endpoint::new(uri.scheme() == Some(&http::uri::Scheme::HTTPS), authority);
+        let origin_form = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(origin_form);
+        if !request.headers().contains_key(header::HOST) {
+            request
+                .headers_mut()
+                .insert(header::HOST, endpoint.host.clone());
+        }
+        let pool = self.pool(&endpoint);
+        self.send(&pool, &endpoint, request).await
+    }
+
+    /// Sends `request`, whose uri is in origin form (`/path?query`), to `endpoint` over a
+    /// connection from `pool`, which must be `self.pool(endpoint)`.
+    pub async fn send(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, ClientError> {
+        loop {
+            let (mut connection, reused) = match pool.checkout() {
+                Some(connection) => (connection, true),
+                None => (self.connect(pool, endpoint).await?, false),
+            };
+            match connection.send(request).await {
+                Ok(response) => {
+                    self.start_sweeper();
+                    return Ok(
+                        response.map(|body| Body::Upstream(UpstreamBody::new(body, connection)))
+                    );
+                }
+                Err(mut failed) => match failed.take_message() {
+                    // A pooled connection closed before the request went out: the next one
+                    // (or a new one) gets it.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(ClientError::Send(failed.into_error())),
+                },
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
+    ) -> Result<Box<Connection>, ClientError> {
+        let uri = Uri::builder()
+            .scheme(endpoint.scheme.clone())
+            .authority(endpoint.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| ClientError::Connect(e.into()))?;
+        let io = self
+            .connector
+            .clone()
+            .call(uri)
+            .await
+            .map_err(ClientError::Connect)?;
+        let (sender, driver) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| ClientError::Connect(e.into()))?;
+        Ok(Box::new(Connection {
+            sender,
+            driver: Some(driver),
+            pool: Arc::downgrade(pool),
+            idle_since: 0,
+        }))
+    }
+
+    /// Starts, once and where a runtime runs, the task that closes connections idle too long.
+    fn start_sweeper(&self) {
+        self.pools.sweeper.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let pools = Arc::downgrade(&self.pools);
+            let every = (self.pools.limits.max_idle_time / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(15));
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(pools) = pools.upgrade() else { return };
+                    pools.sweep(every);
+                }
+            });
+        });
+    }
+}
+
+impl Pools {
+    /// Ages idle connections by one sweep; closes those idle for `max_idle_time` and those
+    /// their upstream closed; forgets upstreams with nothing left.
+    fn sweep(&self, every: Duration) {
+        let now = self.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
+        let max_age = self.limits.max_idle_time.as_nanos() / every.as_nanos().max(1);
+        let max_age = u64::try_from(max_age).unwrap_or(u64::MAX).max(1);
+        let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        by_key.retain(|_, pool| {
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let before = idle.len();
+            idle.retain_mut(|c| now.saturating_sub(c.idle_since) < max_age && c.usable());
+            self.idle.fetch_sub(before - idle.len(), Ordering::Relaxed);
+            // A pool only the map holds, with nothing idle, is of no use to anyone.
+            !idle.is_empty() || Arc::strong_count(pool) > 1
+        });
+    }
+}
+
+impl HostPool {
+    /// The most recently used idle connection that can take a request.
+    fn checkout(&self) -> Option<Box<Connection>> {
+        loop {
+            let connection = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if let Some(pools) = self.pools.upgrade() {
+                pools.idle.fetch_sub(1, Ordering::Relaxed);
+            }
+            let mut connection = connection;
+            if connection.usable() {
+                return Some(connection);
+            }
+        }
+    }
+
+    /// Keeps `connection` for another request, unless the limits say otherwise.
+    fn put(&self, mut connection: Box<Connection>) {
+        let Some(pools) = self.pools.upgrade() else {
+            return;
+        };
+        if connection.driver.is_none() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() >= pools.limits.max_idle_per_host {
+            return;
+        }
+        if pools.idle.fetch_add(1, Ordering::Relaxed) >= pools.limits.max_idle {
+            pools.idle.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        connection.idle_since = pools.sweeps.load(Ordering::Relaxed);
+        idle.push(connection);
+    }
+}
+
+impl Connection {
+    /// Whether this idle connection can take a request now. Polls it once, without a waker,
+    /// which notices an upstream's close and lets the connection ask for the next request.
+    fn usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.poll_connection(&mut cx).is_ready() {
+            return false;
+        }
+        self.sender.is_ready()
+    }
+
+    /// Sends `request` and drives the connection until the response head arrives.
+    async fn send(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<Request<Body>>>
+    {
+        let mut sent = std::pin::pin!(self.sender.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            // Driving first writes the request, then reads the response into `sent`.
+            let _ = self.poll_connection(cx);
+            sent.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+impl Lease for Connection {
+    fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(driver) = &mut self.driver else {
+            return Poll::Ready(());
+        };
+        match Pin::new(driver).poll(cx) {
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                // Dropping the driver answers whatever still waits on it with an error.
+                self.driver = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn release(self: Box<Self>) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.put(self);
+        }
+    }
+}
