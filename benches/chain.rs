@@ -82,6 +82,7 @@ fn exchange() -> Exchange {
         forwards: 0,
         balance: Default::default(),
         tried_instances: None,
+        cut_off: None,
     }
 }
 

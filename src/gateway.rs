@@ -393,7 +393,10 @@ impl GatewayBuilder {
                 }
             },
             shutdown_rx.clone(),
-            config.server.read_timeout,
+            server::Timeouts {
+                read: config.server.read_timeout,
+                write: config.server.write_timeout,
+            },
         )));
         tasks.push(tokio::spawn(server::serve(
             admin_listener,

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -36,6 +37,37 @@ pub struct Exchange {
     /// it picks as it picks it, so that an attempt cut short (by a per-attempt timeout) still
     /// counts as tried.
     pub tried_instances: Option<Arc<Mutex<Vec<Arc<str>>>>>,
+    /// Raised by a time limit around this call ([`crate::HttpService::handle_within`]) when it
+    /// cuts the call off, before the call is dropped: the forwarder then counts the attempt as
+    /// a failure of the instance it was sent to. `None` outside any time limit.
+    pub cut_off: Option<Arc<CutOff>>,
+}
+
+/// The flag of [`Exchange::cut_off`], linked to the flags of the time limits around it.
+#[derive(Debug, Default)]
+pub struct CutOff {
+    raised: AtomicBool,
+    outer: Option<Arc<CutOff>>,
+}
+
+impl CutOff {
+    /// A flag for a time limit inside `outer`'s (if any).
+    pub fn within(outer: Option<Arc<CutOff>>) -> Arc<Self> {
+        Arc::new(Self {
+            raised: AtomicBool::new(false),
+            outer,
+        })
+    }
+
+    /// The time limit cut the call off.
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+    }
+
+    /// Whether this time limit, or one around it, cut the call off.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire) || self.outer.as_ref().is_some_and(|o| o.is_raised())
+    }
 }
 
 impl Exchange {
@@ -54,6 +86,7 @@ impl Exchange {
             forwards: 0,
             balance: Balance::default(),
             tried_instances: None,
+            cut_off: None,
         }
     }
 

@@ -112,6 +112,7 @@ impl Exchange {
             forwards: self.forwards,
             balance: self.balance,
             tried_instances: self.tried_instances.clone(),
+            cut_off: self.cut_off.clone(),
         }
     }
 }

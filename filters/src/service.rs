@@ -99,7 +99,7 @@ impl HttpService {
     /// message reads "the upstream did not respond within {what}N ms".
     pub async fn handle_within(
         &self,
-        exchange: Exchange,
+        mut exchange: Exchange,
         limit: Option<std::time::Duration>,
         what: &str,
     ) -> Response<Body> {
@@ -111,9 +111,16 @@ impl HttpService {
             exchange.route_id.clone(),
             exchange.request_id,
         );
-        match tokio::time::timeout(limit, self.handle(exchange)).await {
+        let cut_off = crate::CutOff::within(exchange.cut_off.take());
+        exchange.cut_off = Some(cut_off.clone());
+        // Pinned here, the call outlives the timeout: it is dropped (and the upstream request
+        // cancelled) only after the flag is raised.
+        let call = self.handle(exchange);
+        tokio::pin!(call);
+        match tokio::time::timeout(limit, call.as_mut()).await {
             Ok(response) => response,
             Err(_) => {
+                cut_off.raise();
                 let message = format!(
                     "the upstream did not respond within {what}{} ms",
                     limit.as_millis()

@@ -94,8 +94,11 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-For` is kept and appended to (`server.trusted-proxies`).
     pub trusted_proxies: Vec<IpNet>,
-    /// How long a client has to send a request's head (`server.read-timeout`); default none.
+    /// How long a client has to send a request's head (`server.read-timeout`); default 30 s.
     pub read_timeout: Option<Duration>,
+    /// How long a request may take, from its head to the end of its response
+    /// (`server.write-timeout`); default none.
+    pub write_timeout: Option<Duration>,
 }
 
 /// `admin:` settings.
@@ -418,7 +421,8 @@ impl Loader<'_> {
             server: ServerSettings {
                 listen: DEFAULT_LISTEN.parse().expect("valid default"),
                 trusted_proxies: Vec::new(),
-                read_timeout: None,
+                read_timeout: Some(Duration::from_secs(30)),
+                write_timeout: None,
             },
             admin: AdminSettings {
                 listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
@@ -605,6 +609,8 @@ impl Loader<'_> {
                 }
             } else if key_is(k, "read-timeout") {
                 config.server.read_timeout = self.duration(value, "server.read-timeout");
+            } else if key_is(k, "write-timeout") {
+                config.server.write_timeout = self.duration(value, "server.write-timeout");
             } else if key_is(k, "trusted-proxies") {
                 let values: Vec<String> = match &value.value {
                     Value::Seq(items) => items
@@ -623,7 +629,7 @@ impl Loader<'_> {
                     }
                 }
             } else {
-                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port`, `read-timeout` and `trusted-proxies`"));
+                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port`, `read-timeout`, `write-timeout` and `trusted-proxies`"));
             }
         }
     }
@@ -1135,6 +1141,60 @@ mod tests {
                 ("statuses".into(), "502".into()),
                 ("backoff.firstBackoff".into(), "10ms".into())
             ])
+        );
+    }
+
+    #[test]
+    fn server_timeouts_and_pool_limits() {
+        let c = load_str("gateway:\n  routes: []\n").unwrap();
+        assert_eq!(c.server.read_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.server.write_timeout, None);
+        assert_eq!(c.client.pool, PoolLimits::default());
+        let c = load_str("server:\n  read-timeout: 5s\n  write-timeout: 1m\ngateway:\n  httpclient:\n    pool:\n      max-idle-time: 10s\n      max-idle-per-host: 0\n      max-idle: 8\n").unwrap();
+        assert_eq!(c.server.read_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.server.write_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.client.pool,
+            PoolLimits {
+                max_idle_time: Duration::from_secs(10),
+                max_idle_per_host: 0,
+                max_idle: 8,
+            }
+        );
+        let e = load_str("gateway:\n  httpclient:\n    pool:\n      max-idle: lots\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("routes.yaml:4:17: `httpclient.pool.max-idle` must be a whole number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_embedded_default_reads_openfaas_timeouts_and_pool_sizes() {
+        let env = |name: &str| match name {
+            "write_timeout" => Some("7".to_string()),
+            "max_idle_conns" => Some("300".to_string()),
+            "max_idle_conns_per_host" => Some("20".to_string()),
+            _ => None,
+        };
+        let c = load(&Source::embedded(), &env).unwrap();
+        assert_eq!(c.server.write_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(c.client.pool.max_idle, 300);
+        assert_eq!(c.client.pool.max_idle_per_host, 20);
+        let c = load(&Source::embedded(), &|_| None).unwrap();
+        assert_eq!(c.server.write_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(c.client.pool.max_idle, 1024);
+        let e = load(&Source::embedded(), &|n| {
+            (n == "max_idle_conns").then(|| "many".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "`httpclient.pool.max-idle` must be a whole number of 0 or more, found `many`"
+            ),
+            "{e}"
         );
     }
 

@@ -14,9 +14,9 @@ use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Response, StatusCode, Uri, Version};
 use ipnet::IpNet;
 use tower::Service;
-use weir_filters::{Body, Exchange, HttpService, UpstreamFailure};
+use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
 
-use super::balance::{Endpoint, Service as BalancedService};
+use super::balance::{Endpoint, Instance, Service as BalancedService};
 use super::client::{Client, HostPool, HttpClient};
 use super::headers::remove_hop_by_hop;
 use super::{dispatch, Conn};
@@ -257,6 +257,15 @@ impl Forwarder {
                 }
             }
         };
+        // An attempt that a time limit cuts off never reaches the report below: this counts it.
+        let mut cut_off_report = match (&balanced, &exchange.cut_off) {
+            (Some((service, instance, _)), Some(cut_off)) => Some(CutOffReport {
+                service,
+                instance,
+                cut_off: Some(cut_off.clone()),
+            }),
+            _ => None,
+        };
         let request = self.upstream_request(exchange, &endpoint);
         let looked_up;
         let pool = match &self.fixed_pool {
@@ -330,12 +339,33 @@ impl Forwarder {
                 )
             }
         };
+        // The outcome is known: reported below, not on drop.
+        if let Some(report) = &mut cut_off_report {
+            report.cut_off = None;
+        }
         if let Some((service, instance, _in_flight)) = &balanced {
             let failed = response.extensions().get::<UpstreamFailure>().is_some()
                 || response.status().is_server_error();
             service.report(instance, failed);
         }
         response
+    }
+}
+
+/// Counts an attempt to a balanced instance as the instance's failure when a time limit around
+/// the forwarder cuts it off (and drops it) before it could report its outcome.
+struct CutOffReport<'a> {
+    service: &'a BalancedService,
+    instance: &'a Instance,
+    /// `None` once the attempt has an outcome of its own.
+    cut_off: Option<Arc<CutOff>>,
+}
+
+impl Drop for CutOffReport<'_> {
+    fn drop(&mut self) {
+        if self.cut_off.as_ref().is_some_and(|c| c.is_raised()) {
+            self.service.report(self.instance, true);
+        }
     }
 }
 
@@ -418,6 +448,8 @@ impl Service<Exchange> for ForwardTo {
             let conn = Conn {
                 peer: exchange.client,
                 tls: exchange.tls,
+                // The request's own deadline still bounds it, from the outside.
+                deadline: None,
             };
             let (response, _) = dispatch(
                 &table,

@@ -26,6 +26,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// When the request's response head must be ready (`server.write-timeout`).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The host a request asked for: the `Host` header, or the URI authority (HTTP/2).
@@ -84,6 +86,8 @@ pub async fn dispatch(
         );
         return (response, None);
     };
+    // Kept for a timeout's error body: a clone of the uri shares its bytes.
+    let uri = conn.deadline.map(|_| request.uri().clone());
     let exchange = Exchange {
         request,
         vars,
@@ -96,6 +100,29 @@ pub async fn dispatch(
         forwards,
         balance: Default::default(),
         tried_instances: None,
+        cut_off: None,
     };
-    (route.service.handle(exchange).await, Some(route.id.clone()))
+    let handled = route.service.handle(exchange);
+    let response = match conn.deadline {
+        None => handled.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline, handled).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(
+                    route = %route.id,
+                    request_id = format_args!("{request_id:016x}"),
+                    status = 504,
+                    "no response within server.write-timeout"
+                );
+                error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "no response within the gateway's write timeout",
+                    uri.as_ref().map_or("/", |uri| uri.path()),
+                    Some(&route.id),
+                    request_id,
+                )
+            }
+        },
+    };
+    (response, Some(route.id.clone()))
 }

@@ -443,3 +443,75 @@ async fn a_dns_instance_that_stays_keeps_its_ejection() {
     assert_eq!(counts.get("c"), Some(&10), "{counts:?}");
     assert_eq!(a.requests(), 1);
 }
+
+/// `a` and `b` behind `lb://backend`, ejected after 2 failures in a row for a minute, with
+/// `filter` (a time limit around the forwarder) on the route.
+async fn pair_behind_a_time_limit(filter: &str) -> (Backend, Backend, Gw) {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let yaml = format!(
+        r#"
+services:
+  backend:
+    instances:
+    - http://${{A}}
+    - http://${{B}}
+    health:
+      passive: {{ consecutive-failures: 2, base-ejection: 1m }}
+gateway:
+  routes:
+  - id: lb
+    uri: lb://backend
+    filters:
+{filter}
+"#
+    );
+    let (sa, sb) = (a.addr.to_string(), b.addr.to_string());
+    let gw = gateway(&yaml, None, &[("A", &sa), ("B", &sb)]).await;
+    (a, b, gw)
+}
+
+/// With `a` too slow for the route's time limit, requests go on until `a` is ejected; then it
+/// gets nothing more.
+async fn cut_off_attempts_eject(a: Backend, b: Backend, gw: Gw) {
+    a.set(Mode::Delay(Duration::from_secs(30)));
+    let client = client();
+    let mut ejected = false;
+    for _ in 0..40 {
+        Req::get(gw.addr, "/x").send_with(&client).await;
+        let status = service_instance(gw.admin, "backend", a.addr).await;
+        if status["healthy"] == json!(false) {
+            ejected = true;
+            break;
+        }
+    }
+    assert!(
+        ejected,
+        "attempts cut off by the time limit never ejected a"
+    );
+    let at_ejection = a.requests();
+    assert!(at_ejection >= 2);
+    for _ in 0..20 {
+        let resp = Req::get(gw.addr, "/x").send_with(&client).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(served_by(&resp).as_deref(), Some("b"));
+    }
+    assert_eq!(a.requests(), at_ejection, "an ejected instance got traffic");
+    assert!(b.requests() >= 20);
+}
+
+#[tokio::test]
+async fn attempts_cut_off_by_a_retry_timeout_count_as_failures() {
+    let (a, b, gw) =
+        pair_behind_a_time_limit("    - name: Retry\n      args: { retries: 1, timeout: 150ms }")
+            .await;
+    cut_off_attempts_eject(a, b, gw).await;
+}
+
+#[tokio::test]
+async fn calls_cut_off_by_a_breaker_time_limit_count_as_failures() {
+    let (a, b, gw) = pair_behind_a_time_limit(
+        "    - name: CircuitBreaker\n      args: { name: cb, time-limit: 150ms, minimum-number-of-calls: 1000 }",
+    )
+    .await;
+    cut_off_attempts_eject(a, b, gw).await;
+}

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::StatusCode;
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -218,4 +219,56 @@ gateway:
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(b.requests(), 6);
     b.release();
+}
+
+const WRITE_TIMEOUT: &str = r#"
+server:
+  write-timeout: 400ms
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#;
+
+#[tokio::test]
+async fn write_timeout_answers_504_when_the_response_head_is_late() {
+    let (origin, gw) = origin_and_gateway(WRITE_TIMEOUT).await;
+    let resp = get(gw.addr, "/delay/3000").await;
+    assert_error_body(&resp, 504, "/delay/3000", Some("all"));
+    assert_eq!(origin.requests(), 1);
+    // A quick answer is untouched.
+    assert_eq!(get(gw.addr, "/fast").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn write_timeout_cuts_off_a_body_still_being_written() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_origin, gw) = origin_and_gateway(WRITE_TIMEOUT).await;
+    const TOTAL: usize = 200 * 1024 * 1024;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /bytes/{TOTAL} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // A client that stops reading: the body backs up until the deadline passes.
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut received = n;
+    let mut buf = vec![0u8; 1 << 20];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection was closed");
+    assert!(
+        received < TOTAL,
+        "the body was cut off: {received} of {TOTAL} bytes arrived"
+    );
 }
