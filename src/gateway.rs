@@ -69,7 +69,7 @@ impl Shared {
         let snapshot = self.snapshot.load_full();
         let (mut parts, body) = request.into_parts();
         let method = parts.method.clone();
-        let verdict = match guard::check(&mut parts) {
+        let verdict = match guard::check(&mut parts, conn.framing) {
             Verdict::Pass => match normalize_path(parts.uri.path()) {
                 Ok(std::borrow::Cow::Borrowed(_)) => Verdict::Pass,
                 Ok(std::borrow::Cow::Owned(path)) => {

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use pin_project::pin_project;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use weir_filters::{Body, BoxError};
 
+use crate::proxy::raw_framing::{FramingLog, Watched};
 use crate::proxy::Conn;
 
 /// How long open connections get to finish after shutdown starts.
@@ -79,10 +81,18 @@ pub async fn serve_with<H, F>(
                 peer,
                 tls: false,
                 deadline: None,
+                framing: None,
             };
+            let framing = Arc::new(FramingLog::default());
+            let io = Watched::new(stream, framing.clone());
             let service = service_fn(move |request| {
                 let deadline = timeouts.write.map(|limit| Instant::now() + limit);
-                let response = handler(request, Conn { deadline, ..conn });
+                let conn = Conn {
+                    deadline,
+                    framing: framing.next_request(),
+                    ..conn
+                };
+                let response = handler(request, conn);
                 async move {
                     let response = response.await;
                     Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline)))
@@ -95,7 +105,7 @@ pub async fn serve_with<H, F>(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limit);
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = builder.serve_connection_with_upgrades(io, service);
             tokio::pin!(connection);
             // Runs the connection until it ends or shutdown starts. The shutdown signal is
             // polled once to register, then only when it has changed: not on every wake-up of

@@ -450,6 +450,7 @@ impl Service<Exchange> for ForwardTo {
                 tls: exchange.tls,
                 // The request's own deadline still bounds it, from the outside.
                 deadline: None,
+                framing: None,
             };
             let (response, _) = dispatch(
                 &table,

@@ -9,6 +9,8 @@
 use http::request::Parts;
 use http::{header, HeaderValue, Method, StatusCode, Version};
 
+use super::raw_framing::Ambiguity;
+
 /// The longest request target (path and query) weir accepts; a longer one is answered 414.
 /// (hyper answers 414 itself above 64 KiB, and 431 when the whole head is over ~400 KiB.)
 pub const MAX_TARGET: usize = 8 * 1024;
@@ -24,6 +26,9 @@ pub enum Verdict {
     Reject(StatusCode, &'static str),
 }
 
+const REPEATED_LENGTH: &str = "the request has more than one Content-Length";
+const LENGTH_AND_ENCODING: &str = "the request has both Transfer-Encoding and Content-Length";
+
 fn reject(status: StatusCode, message: &'static str) -> Verdict {
     Verdict::Reject(status, message)
 }
@@ -34,7 +39,10 @@ pub const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
 /// Checks the head of a request. With an absolute-form target (`GET http://host/path`) the
 /// target's authority replaces the `Host` header, as RFC 9112 §3.2.2 requires, so that what
 /// the Host predicates match is what the upstream is told.
-pub fn check(parts: &mut Parts) -> Verdict {
+///
+/// `raw` is what the connection's bytes showed of the head's framing
+/// ([`super::raw_framing`]): what hyper resolved before this head was parsed.
+pub fn check(parts: &mut Parts, raw: Option<Ambiguity>) -> Verdict {
     let h1 = parts.version < Version::HTTP_2;
 
     // The method.
@@ -58,22 +66,23 @@ pub fn check(parts: &mut Parts) -> Verdict {
 
     // The framing: hyper has already rejected a malformed or conflicting Content-Length, and a
     // Transfer-Encoding that does not end in `chunked`.
+    match raw {
+        Some(Ambiguity::RepeatedLength) => return reject(StatusCode::BAD_REQUEST, REPEATED_LENGTH),
+        Some(Ambiguity::LengthAndEncoding) => {
+            return reject(StatusCode::BAD_REQUEST, LENGTH_AND_ENCODING)
+        }
+        None => {}
+    }
     if h1 {
         let lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter().count();
         // The first Transfer-Encoding and whether there is another, without collecting them.
         let mut encodings = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
         let (first, another) = (encodings.next(), encodings.next().is_some());
         if lengths > 1 {
-            return reject(
-                StatusCode::BAD_REQUEST,
-                "the request has more than one Content-Length",
-            );
+            return reject(StatusCode::BAD_REQUEST, REPEATED_LENGTH);
         }
         if first.is_some() && lengths > 0 {
-            return reject(
-                StatusCode::BAD_REQUEST,
-                "the request has both Transfer-Encoding and Content-Length",
-            );
+            return reject(StatusCode::BAD_REQUEST, LENGTH_AND_ENCODING);
         }
         match (first, another) {
             (None, _) => {}
@@ -184,7 +193,7 @@ mod tests {
 
     fn verdict(request: http::Request<()>) -> Verdict {
         let (mut parts, ()) = request.into_parts();
-        check(&mut parts)
+        check(&mut parts, None)
     }
 
     fn get(uri: &str) -> http::request::Builder {
@@ -211,7 +220,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        assert_eq!(check(&mut parts), Verdict::Pass);
+        assert_eq!(check(&mut parts, None), Verdict::Pass);
         assert_eq!(parts.headers["host"], "a.example:81");
     }
 

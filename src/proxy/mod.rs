@@ -6,6 +6,7 @@ mod forward;
 pub mod guard;
 pub mod headers;
 pub mod normalize;
+pub mod raw_framing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Conn {
     pub tls: bool,
     /// When the request's response head must be ready (`server.write-timeout`).
     pub deadline: Option<tokio::time::Instant>,
+    /// How the request's head was framed on the wire, when that was ambiguous.
+    pub framing: Option<raw_framing::Ambiguity>,
 }
 
 /// The host a request asked for: the `Host` header, or the URI authority (HTTP/2).

@@ -331,18 +331,19 @@ fn rows() -> Vec<Row> {
         row("Host with a path", raw("GET /public/a HTTP/1.1\nHost: a.tenant.example/x\n\n"), 400, Weir, NONE),
         row("HTTP/1.0 without Host", raw("GET /public/a HTTP/1.0\n\n"), 200, Upstream, public(&["GET /public/a"])),
         // Framing: Content-Length.
-        row("two equal Content-Lengths (folded by hyper)", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 3\nContent-Length: 3\nConnection: close\n\nabc"), 200, Upstream, public(&["POST /public/a body=abc"])),
+        // hyper folds two equal lengths into one; weir reads the raw head and rejects them.
+        row("two equal Content-Lengths", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 3\nContent-Length: 3\nConnection: close\n\nabc"), 400, Weir, NONE),
         row("two different Content-Lengths", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 3\nContent-Length: 4\n\nabcd"), 400, Hyper, NONE),
         row("Content-Length list", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 3, 3\n\nabc"), 400, Hyper, NONE),
         row("Content-Length +3", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: +3\n\nabc"), 400, Hyper, NONE),
         row("Content-Length -1", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: -1\n\nabc"), 400, Hyper, NONE),
         row("Content-Length 0x3", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 0x3\n\nabc"), 400, Hyper, NONE),
         row("Content-Length overflow", raw("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: 99999999999999999999999\n\nabc"), 400, Hyper, NONE),
-        // Framing: Transfer-Encoding. With Content-Length too, hyper reads the body as chunked,
-        // drops Content-Length and closes the connection after the response: the smuggled
-        // request is never read.
-        row("CL.TE smuggling", raw(&format!("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: {smuggled_len}\nTransfer-Encoding: chunked\n\n{SMUGGLED}")), 200, Upstream, public(&["POST /public/a body="])),
-        row("TE.CL smuggling", raw(&format!("POST /public/a HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked\nContent-Length: {smuggled_len}\n\n{SMUGGLED}")), 200, Upstream, public(&["POST /public/a body="])),
+        // Framing: Transfer-Encoding. With Content-Length too, hyper drops Content-Length
+        // before weir sees the head; weir reads the raw head, answers 400 and closes the
+        // connection: neither the request nor the one smuggled after it goes anywhere.
+        row("CL.TE smuggling", raw(&format!("POST /public/a HTTP/1.1\nHost: gw.example\nContent-Length: {smuggled_len}\nTransfer-Encoding: chunked\n\n{SMUGGLED}")), 400, Weir, NONE),
+        row("TE.CL smuggling", raw(&format!("POST /public/a HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked\nContent-Length: {smuggled_len}\n\n{SMUGGLED}")), 400, Weir, NONE),
         row("chunked, then pipelined", raw("POST /public/a HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\nGET /system/x HTTP/1.1\nHost: gw.example\nConnection: close\n\n"), 200, Upstream, (&["POST /public/a body=abc"], &[], &["GET /system/x"])),
         row("TE gzip, chunked", raw("POST /public/a HTTP/1.1\nHost: gw.example\nTransfer-Encoding: gzip, chunked\n\n3\nabc\n0\n\n"), 400, Weir, NONE),
         row("TE chunked, chunked", raw("POST /public/a HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked, chunked\n\n3\nabc\n0\n\n"), 400, Weir, NONE),
@@ -510,4 +511,43 @@ async fn hostile_requests_get_their_documented_answers() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("origin public /public/patient"), "{text}");
+}
+
+#[tokio::test]
+async fn a_smuggling_head_pipelined_after_a_clean_one_is_found() {
+    let (origin, gw) = origin_and_gateway(
+        r#"
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#,
+    )
+    .await;
+    let smuggled = raw(SMUGGLED);
+    let mut wire = raw("GET /first HTTP/1.1\nHost: gw.example\n\nPOST /second HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked\n");
+    wire.extend(raw(&format!("Content-Length: {}\n\n", smuggled.len())));
+    wire.extend(smuggled);
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(&wire).await.unwrap();
+    let mut answers = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answers))
+        .await
+        .expect("the connection is closed after the 400")
+        .unwrap();
+    let answers = String::from_utf8_lossy(&answers);
+    let statuses: Vec<&str> = answers
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answers[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{answers}");
+    assert!(
+        answers.contains("Transfer-Encoding and Content-Length"),
+        "{answers}"
+    );
+    assert_eq!(
+        origin.requests(),
+        1,
+        "only the clean request reached the upstream"
+    );
 }
