@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # Load test on loopback: wrk against an origin directly, then through weir.
 #
-#   benches/load/run.sh            # defaults: 64 connections, 2 threads, 10 s per round
+#   benches/load/run.sh            # defaults: 64 connections, 10 s per round, all on CPU 0
 #   CONNS=1 DURATION=5s benches/load/run.sh
 #
 # The origin is nginx (one worker, access log off) answering a 6-byte body, so the
 # difference between the two rows is weir's cost. Prints requests/s, p50 and p99 for each,
 # and weir's peak RSS. A third round runs through weir while its config file is rewritten
-# every 100 ms: its errors column must say none. Then five interleaved pairs of rounds compare
-# a plain route with an lb:// route behind LoadBalancer, CircuitBreaker and Retry. Traffic goes
-# only to 127.0.0.1; every wrk run is bounded in time.
+# every 100 ms: its errors column must say none. Then interleaved pairs of rounds compare a
+# plain route with an lb:// route behind LoadBalancer, CircuitBreaker and Retry, by
+# requests/s and by weir's own CPU time per request (from /proc/PID/stat).
+#
+# Every process (origin, weir, wrk -t1) is pinned to one CPU, as in vs-nginx.sh: on a shared
+# 2-core machine that keeps the spread between rounds at a few percent, where spreading them
+# over both cores gives 20-40%. Traffic goes only to 127.0.0.1; every wrk run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
 DURATION=${DURATION:-10s}
+PAIRS=${PAIRS:-7}
+CPU=${CPU:-0}
+PIN="taskset -c $CPU"
 ORIGIN_PORT=${ORIGIN_PORT:-18090}
 WEIR_PORT=${WEIR_PORT:-18080}
 ADMIN_PORT=${ADMIN_PORT:-19901}
@@ -58,7 +64,7 @@ http {
   }
 }
 CONF
-"$NGINX" -c "$work/nginx.conf" -p "$work" &
+$PIN "$NGINX" -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 
 cat > "$work/routes.yaml" <<CONF
@@ -93,7 +99,7 @@ gateway:
 reload:
   debounce: 20ms
 CONF
-RUST_LOG=warn "$WEIR" --config "$work/routes.yaml" &
+RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
 
@@ -108,23 +114,35 @@ wait_for() { # port: poll for up to 5 s
 wait_for "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 
-# round PORT [PATH]: prints requests/s p50 p99 errors (latencies in wrk's units, e.g. 1.02ms).
+ticks() { # pid: utime + stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+hz=$(getconf CLK_TCK)
+
+# round PORT [PATH]: prints requests/s p50 p99 weir-cpu-us-per-request errors (latencies in
+# wrk's units, e.g. 1.02ms).
 round() {
-  local out
-  out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1${2:-/}")
-  local rps p50 p99 errors
+  local out before after
+  before=$(ticks "$weir_pid")
+  out=$($PIN wrk --latency -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1${2:-/}")
+  after=$(ticks "$weir_pid")
+  local rps p50 p99 errors requests
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  echo "$rps $p50 $p99 ${errors:-none}"
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
+  local cpu
+  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+  echo "$rps $p50 $p99 $cpu ${errors:-none}"
 }
 
 # Warm both paths (connection pools, page cache) before measuring.
-wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
+$PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/plain/x" >/dev/null
+$PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/resilient/x" >/dev/null
 
-read -r d_rps d_p50 d_p99 d_err < <(round "$ORIGIN_PORT")
-read -r w_rps w_p50 w_p99 w_err < <(round "$WEIR_PORT")
+read -r d_rps d_p50 d_p99 _ d_err < <(round "$ORIGIN_PORT")
+read -r w_rps w_p50 w_p99 _ w_err < <(round "$WEIR_PORT")
 
 # The same round while the config file is rewritten every 100 ms, alternating between two
 # valid configs: hot reload must not fail a single request.
@@ -141,40 +159,45 @@ reload_loop() {
 touch "$work/reloading"
 reload_loop &
 reload_pid=$!
-read -r r_rps r_p50 r_p99 r_err < <(round "$WEIR_PORT")
+read -r r_rps r_p50 r_p99 _ r_err < <(round "$WEIR_PORT")
 rm -f "$work/reloading"
 wait "$reload_pid" 2>/dev/null || true
 reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
 
 # Resilience overhead: a plain route (no filters) against an lb:// route to the same origin
-# with LoadBalancer, CircuitBreaker and Retry, in five interleaved pairs of rounds; the
-# medians are compared.
-plain=() resilient=()
-for _ in 1 2 3 4 5; do
-  read -r rps _ _ err < <(round "$WEIR_PORT" /plain/x)
-  plain+=("$rps")
+# with LoadBalancer, CircuitBreaker and Retry, in interleaved pairs of rounds; the medians
+# are compared.
+plain=() resilient=() plain_cpu=() resilient_cpu=()
+for _ in $(seq 1 "$PAIRS"); do
+  read -r rps _ _ cpu err < <(round "$WEIR_PORT" /plain/x)
+  plain+=("$rps") plain_cpu+=("$cpu")
   [ "$err" = none ] || echo "plain round errors: $err" >&2
-  read -r rps _ _ err < <(round "$WEIR_PORT" /resilient/x)
-  resilient+=("$rps")
+  read -r rps _ _ cpu err < <(round "$WEIR_PORT" /resilient/x)
+  resilient+=("$rps") resilient_cpu+=("$cpu")
   [ "$err" = none ] || echo "resilient round errors: $err" >&2
 done
-median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 plain_median=$(median "${plain[@]}")
 resilient_median=$(median "${resilient[@]}")
+plain_cpu_median=$(median "${plain_cpu[@]}")
+resilient_cpu_median=$(median "${resilient_cpu[@]}")
 # weir's own count: the config version (1 at start, +1 per successful reload).
 version=$(exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" && printf 'GET /actuator/gateway/config HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3 && grep -o '"version":[0-9]*' <&3 | cut -d: -f2)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "wrk --latency -t$THREADS -c$CONNS -d$DURATION (origin: nginx, 1 worker)"
+echo "wrk --latency -t1 -c$CONNS -d$DURATION (origin: nginx, 1 worker); every process on CPU $CPU"
 printf '%-8s %12s %10s %10s  %s\n' target "requests/s" p50 p99 errors
 printf '%-8s %12s %10s %10s  %s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_err"
 printf '%-8s %12s %10s %10s  %s\n' weir "$w_rps" "$w_p50" "$w_p99" "$w_err"
 printf '%-8s %12s %10s %10s  %s\n' reload "$r_rps" "$r_p50" "$r_p99" "$r_err"
 echo "reload row: weir while its config was rewritten $reloads times (every 100 ms); config version at the end: $version"
 awk -v w="$w_rps" -v d="$d_rps" 'BEGIN { printf "weir/direct throughput: %.2f\n", w / d }'
-echo "plain route, 5 rounds (requests/s): ${plain[*]}"
-echo "LoadBalancer + CircuitBreaker + Retry route, 5 rounds (requests/s): ${resilient[*]}"
+echo "plain route, $PAIRS rounds (requests/s): ${plain[*]}"
+echo "  weir CPU per request (us): ${plain_cpu[*]}"
+echo "LoadBalancer + CircuitBreaker + Retry route, $PAIRS rounds (requests/s): ${resilient[*]}"
+echo "  weir CPU per request (us): ${resilient_cpu[*]}"
 awk -v p="$plain_median" -v r="$resilient_median" 'BEGIN { printf "resilience overhead (median vs median): %.1f%% of throughput\n", (p - r) * 100 / p }'
+awk -v p="$plain_cpu_median" -v r="$resilient_cpu_median" 'BEGIN { printf "resilience cost in weir CPU per request: %.2f us -> %.2f us (+%.1f%%)\n", p, r, (r - p) * 100 / p }'
 echo "weir peak RSS: $((peak_kib / 1024)) MiB ($peak_kib KiB)"

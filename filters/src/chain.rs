@@ -9,18 +9,15 @@
 //! response still passes back through the filters before it. Runs of consecutive
 //! [`EditFilter`]s share one layer; each [`LayerFilter`] wraps everything after it.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::service::{BoxFuture, Erased};
+use crate::{Body, Captures, EditFilter, Exchange, Filter, HttpService};
 use http::Response;
 use pin_project::pin_project;
-use tower::Service;
-
-use crate::service::ResponseFuture;
-use crate::{Body, Captures, EditFilter, Exchange, Filter, HttpService};
 
 /// Wraps `inner` (the forwarder) in `filters`, the first filter outermost.
 pub fn chain(filters: &[Filter], inner: HttpService) -> HttpService {
@@ -46,40 +43,27 @@ fn edits(run: &mut Vec<Arc<dyn EditFilter>>, inner: HttpService) -> HttpService 
     run.reverse();
     let filters: Arc<[Arc<dyn EditFilter>]> = std::mem::take(run).into();
     let keep_vars = filters.iter().any(|f| f.needs_vars_on_response());
-    HttpService::new(EditChain {
+    HttpService::erased(EditChain {
         filters,
         inner,
         keep_vars,
     })
 }
 
-#[derive(Clone)]
 struct EditChain {
     filters: Arc<[Arc<dyn EditFilter>]>,
     inner: HttpService,
     keep_vars: bool,
 }
 
-impl Service<Exchange> for EditChain {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = EditFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut exchange: Exchange) -> EditFuture {
+impl Erased for EditChain {
+    fn call(&self, mut exchange: Exchange) -> BoxFuture {
         for (i, filter) in self.filters.iter().enumerate() {
             if let Err(mut response) = filter.request(&mut exchange) {
                 for earlier in self.filters[..i].iter().rev() {
                     earlier.response(&mut response, &exchange.vars);
                 }
-                return EditFuture {
-                    state: State::Answered(Some(response)),
-                    filters: self.filters.clone(),
-                    vars: Captures::default(),
-                };
+                return Box::pin(std::future::ready(response));
             }
         }
         let vars = if self.keep_vars {
@@ -87,44 +71,32 @@ impl Service<Exchange> for EditChain {
         } else {
             Captures::default()
         };
-        EditFuture {
-            state: State::Inner(self.inner.call(exchange)),
+        Box::pin(EditFuture {
+            inner: self.inner.handle(exchange),
             filters: self.filters.clone(),
             vars,
-        }
+        })
     }
 }
 
-#[pin_project(project = StateProj)]
-enum State {
-    Answered(Option<Response<Body>>),
-    Inner(#[pin] ResponseFuture),
-}
-
+/// The rest of the chain's future, then the edit filters' response halves.
 #[pin_project]
-struct EditFuture {
+struct EditFuture<F> {
     #[pin]
-    state: State,
+    inner: F,
     filters: Arc<[Arc<dyn EditFilter>]>,
     vars: Captures,
 }
 
-impl Future for EditFuture {
-    type Output = Result<Response<Body>, Infallible>;
+impl<F: Future<Output = Response<Body>>> Future for EditFuture<F> {
+    type Output = Response<Body>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match this.state.project() {
-            StateProj::Answered(response) => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-            StateProj::Inner(fut) => {
-                let Ok(mut response) = std::task::ready!(fut.poll(cx));
-                for filter in this.filters.iter().rev() {
-                    filter.response(&mut response, this.vars);
-                }
-                Poll::Ready(Ok(response))
-            }
+        let mut response = std::task::ready!(this.inner.poll(cx));
+        for filter in this.filters.iter().rev() {
+            filter.response(&mut response, this.vars);
         }
+        Poll::Ready(response)
     }
 }

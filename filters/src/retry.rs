@@ -20,7 +20,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Method, Response, StatusCode};
+use http_body::Body as _;
 
 use crate::set_status::parse_status;
 use crate::{
@@ -238,26 +240,28 @@ impl Policy {
         self.statuses.contains(&status) || self.series.contains(&(status.as_u16() / 100))
     }
 
+    // This future lives (boxed) for every request through the filter; what only some requests
+    // need (reading a body, waiting between attempts) is boxed apart so that it stays small.
     async fn run(&self, mut exchange: Exchange, inner: &HttpService) -> Response<Body> {
         if self.retries == 0 || !self.methods.contains(exchange.request.method()) {
             return self.attempt(exchange, inner).await;
         }
-        let body = match read_replayable(
-            std::mem::take(exchange.request.body_mut()),
-            self.max_replay_body,
-        )
-        .await
-        {
-            Replay::Kept(bytes) => bytes,
-            Replay::TooLarge(body) => {
-                *exchange.request.body_mut() = body;
-                return self.attempt(exchange, inner).await;
-            }
-            Replay::Failed => {
-                return exchange.error(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                )
+        let body = if exchange.request.body().is_end_stream() {
+            Bytes::new()
+        } else {
+            let body = std::mem::take(exchange.request.body_mut());
+            match Box::pin(read_replayable(body, self.max_replay_body)).await {
+                Replay::Kept(bytes) => bytes,
+                Replay::TooLarge(body) => {
+                    *exchange.request.body_mut() = body;
+                    return self.attempt(exchange, inner).await;
+                }
+                Replay::Failed => {
+                    return exchange.error(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    )
+                }
             }
         };
         let mut delay = Duration::ZERO;
@@ -283,12 +287,16 @@ impl Policy {
             );
             drop(response);
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                Box::pin(tokio::time::sleep(delay)).await;
             }
         }
     }
 
-    async fn attempt(&self, exchange: Exchange, inner: &HttpService) -> Response<Body> {
-        inner.handle_within(exchange, self.timeout, "").await
+    fn attempt(
+        &self,
+        exchange: Exchange,
+        inner: &HttpService,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
+        inner.handle_within(exchange, self.timeout, "")
     }
 }

@@ -9,9 +9,12 @@ use tower::{Service, ServiceExt};
 
 use crate::{Body, Exchange};
 
-type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// The future of an erased service.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
-trait Erased: Send + Sync {
+/// A service behind [`HttpService`]: any tower service, a plain async function, or a type of
+/// this crate that implements it directly (with one allocation per call, the boxed future).
+pub(crate) trait Erased: Send + Sync {
     fn call(&self, exchange: Exchange) -> BoxFuture;
 }
 
@@ -71,6 +74,11 @@ impl HttpService {
         Self(Arc::new(service))
     }
 
+    /// A service of this crate that implements [`Erased`] itself.
+    pub(crate) fn erased(service: impl Erased + 'static) -> Self {
+        Self(Arc::new(service))
+    }
+
     /// A service from an async function, for layers written as plain code.
     pub fn from_fn<F, Fut>(f: F) -> Self
     where
@@ -97,15 +105,27 @@ impl HttpService {
     /// Handles one exchange, but past `limit` gives up: the call is dropped (which cancels the
     /// upstream request) and answered 504, marked [`crate::UpstreamFailure::Timeout`]. The
     /// message reads "the upstream did not respond within {what}N ms".
-    pub async fn handle_within(
+    ///
+    /// Without a limit this is [`HttpService::handle`]; with one, the timed call is a future of
+    /// its own, boxed, so that callers' futures stay small either way.
+    pub fn handle_within(
         &self,
-        mut exchange: Exchange,
+        exchange: Exchange,
         limit: Option<std::time::Duration>,
-        what: &str,
+        what: &'static str,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        match limit {
+            None => self.0.call(exchange),
+            Some(limit) => Box::pin(self.clone().timed(exchange, limit, what)),
+        }
+    }
+
+    async fn timed(
+        self,
+        mut exchange: Exchange,
+        limit: std::time::Duration,
+        what: &'static str,
     ) -> Response<Body> {
-        let Some(limit) = limit else {
-            return self.handle(exchange).await;
-        };
         let (path, route, id) = (
             exchange.path().to_string(),
             exchange.route_id.clone(),

@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
             forwards: 0,
             balance: Default::default(),
             tried_instances: None,
+            cut_off: None,
         };
         // Either a rewritten path that is a valid URI path, or a 400.
         match filter.request(&mut exchange) {

@@ -18,7 +18,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Request, Uri};
 use weir_filters::{random_below, Body, Strategy};
 
-use super::client::HttpClient;
+use super::client::{HttpClient, PoolCache};
 use crate::config::{ActiveHealth, PassiveHealth, ServiceDef};
 
 /// Where a request can be sent: scheme, authority, and the `Host` header that goes with it.
@@ -32,6 +32,8 @@ pub struct Endpoint {
     pub host: HeaderValue,
     /// `scheme://authority`, as logs, the admin API and retries name it.
     pub key: Arc<str>,
+    /// Its connection pool in the client that used it last.
+    pub(crate) pool: PoolCache,
 }
 
 impl Endpoint {
@@ -46,6 +48,7 @@ impl Endpoint {
             authority,
             host,
             key,
+            pool: PoolCache::default(),
         }
     }
 }

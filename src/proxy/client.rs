@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -75,6 +75,16 @@ struct Pools {
     sweeper: std::sync::Once,
 }
 
+/// An endpoint's pool in one client: see [`Client::pool`].
+#[derive(Default)]
+pub struct PoolCache(OnceLock<(Weak<Pools>, Arc<HostPool>)>);
+
+impl std::fmt::Debug for PoolCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolCache")
+    }
+}
+
 /// One upstream's idle connections, the most recently used last.
 pub struct HostPool {
     // Boxed once when opened, a connection moves between the pool and response bodies (as a
@@ -118,8 +128,24 @@ impl Client {
         }
     }
 
-    /// The pool of connections to `endpoint`; a forwarder to a fixed upstream looks it up once.
+    /// The pool of connections to `endpoint`, remembered by the endpoint so that a balanced
+    /// route's instances do not look theirs up on every request.
     pub fn pool(&self, endpoint: &Endpoint) -> Arc<HostPool> {
+        if let Some((owner, pool)) = endpoint.pool.0.get() {
+            // The Weak keeps the client's allocation, so its address cannot be reused.
+            if Weak::as_ptr(owner) == Arc::as_ptr(&self.pools) {
+                return pool.clone();
+            }
+        }
+        let pool = self.lookup(endpoint);
+        let _ = endpoint
+            .pool
+            .0
+            .set((Arc::downgrade(&self.pools), pool.clone()));
+        pool
+    }
+
+    fn lookup(&self, endpoint: &Endpoint) -> Arc<HostPool> {
         let mut by_key = self.pools.by_key.lock().unwrap_or_else(|e| e.into_inner());
         by_key
             .entry(endpoint.key.clone())
@@ -165,7 +191,8 @@ impl Client {
         loop {
             let (mut connection, reused) = match pool.checkout() {
                 Some(connection) => (connection, true),
-                None => (self.connect(pool, endpoint).await?, false),
+                // Boxed: a connector's future is large, and most requests find a connection.
+                None => (Box::pin(self.connect(pool, endpoint)).await?, false),
             };
             match connection.send(request).await {
                 Ok(response) => {

@@ -17,7 +17,7 @@ use tower::Service;
 use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
 
 use super::balance::{Endpoint, Instance, Service as BalancedService};
-use super::client::{Client, HostPool, HttpClient};
+use super::client::{Client, HttpClient};
 use super::headers::remove_hop_by_hop;
 use super::{dispatch, Conn};
 use crate::compile::RouteTable;
@@ -53,8 +53,6 @@ pub enum Target {
 pub struct Forwarder {
     client: HttpClient,
     target: Target,
-    /// The pool of a fixed target's connections, looked up once.
-    fixed_pool: Option<Arc<HostPool>>,
     response_timeout: Option<Duration>,
     trusted_proxies: Vec<IpNet>,
 }
@@ -67,14 +65,9 @@ impl Forwarder {
         response_timeout: Option<Duration>,
         trusted_proxies: Vec<IpNet>,
     ) -> Self {
-        let fixed_pool = match &target {
-            Target::Fixed(endpoint) => Some(client.pool(endpoint)),
-            Target::Balanced(_) => None,
-        };
         Self {
             client,
             target,
-            fixed_pool,
             response_timeout,
             trusted_proxies,
         }
@@ -267,18 +260,14 @@ impl Forwarder {
             _ => None,
         };
         let request = self.upstream_request(exchange, &endpoint);
-        let looked_up;
-        let pool = match &self.fixed_pool {
-            Some(pool) => pool,
-            None => {
-                looked_up = self.client.pool(&endpoint);
-                &looked_up
-            }
-        };
-        let sent = self.client.send(pool, &endpoint, request);
+        let pool = self.client.pool(&endpoint);
+        // The send future is made in each arm, not held in a local first: this future (boxed
+        // for every request) would otherwise keep room for it twice.
         let result = match self.response_timeout {
-            Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
-            None => Ok(sent.await),
+            Some(limit) => tokio::time::timeout(limit, self.client.send(&pool, &endpoint, request))
+                .await
+                .map_err(|_| limit),
+            None => Ok(self.client.send(&pool, &endpoint, request).await),
         };
         let response = match result {
             Ok(Ok(mut response)) => {

@@ -271,6 +271,11 @@ impl Breaker {
         }
     }
 
+    /// Whether calls must be timed: only to find slow ones, when a slow-call threshold is set.
+    pub fn times_calls(&self) -> bool {
+        self.settings.slow_call_duration.is_some()
+    }
+
     /// Classifies a call by its failure and duration.
     pub fn outcome(&self, failed: bool, elapsed: Duration) -> Outcome {
         let slow = self

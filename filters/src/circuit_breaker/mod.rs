@@ -196,17 +196,19 @@ fn reason(failure: Option<UpstreamFailure>, status: StatusCode) -> (&'static str
 }
 
 impl Inner {
+    // This future lives (boxed) for every request through the breaker; the fallback's work
+    // (keeping the request, sending it again) is boxed apart so that it stays small.
     async fn run(&self, mut exchange: Exchange, next: &HttpService) -> Response<Body> {
         let Some(permit) = self.breaker.try_acquire() else {
             let message = format!("circuit breaker `{}` is open", self.breaker.name());
             return match &self.fallback {
                 Some(fallback) => {
-                    Self::to_fallback(
+                    Box::pin(Self::to_fallback(
                         fallback,
                         exchange,
                         "io.github.resilience4j.circuitbreaker.CallNotPermittedException",
                         &message,
-                    )
+                    ))
                     .await
                 }
                 None => exchange.error(
@@ -223,10 +225,10 @@ impl Inner {
         // enough, else its head.
         let (call, template) = match &self.fallback {
             None => (exchange, None),
-            Some(_) => match read_replayable(
+            Some(_) => match Box::pin(read_replayable(
                 std::mem::take(exchange.request.body_mut()),
                 self.max_replay_body,
-            )
+            ))
             .await
             {
                 Replay::Kept(body) => (exchange.replay(body.clone()), Some((exchange, body))),
@@ -247,7 +249,8 @@ impl Inner {
                 }
             },
         };
-        let started = Instant::now();
+        // Read the clock only when a slow-call threshold needs the call's duration.
+        let started = self.breaker.times_calls().then(Instant::now);
         let response = next
             .handle_within(call, self.time_limit, "the time limit of ")
             .await;
@@ -255,13 +258,19 @@ impl Inner {
         let failed = failure.is_some() || self.status_codes.contains(&response.status());
         if let Some(permit) = guard.permit.take() {
             self.breaker
-                .record(permit, self.breaker.outcome(failed, started.elapsed()));
+                .record(permit, self.breaker.outcome(failed, elapsed(started)));
         }
         match (&self.fallback, template) {
             (Some(fallback), Some((template, body))) if failed => {
                 let (kind, message) = reason(failure, response.status());
                 drop(response);
-                Self::to_fallback(fallback, template.replay(body), kind, &message).await
+                Box::pin(Self::to_fallback(
+                    fallback,
+                    template.replay(body),
+                    kind,
+                    &message,
+                ))
+                .await
             }
             _ => response,
         }
@@ -283,4 +292,9 @@ impl Inner {
         }
         fallback.handle(exchange).await
     }
+}
+
+/// How long a timed call took; zero for one that was not timed.
+fn elapsed(started: Option<Instant>) -> Duration {
+    started.map_or(Duration::ZERO, |at| at.elapsed())
 }
