@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -11,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use http::{header, HeaderValue, Response, StatusCode, Uri, Version};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
 use ipnet::IpNet;
 use tower::Service;
 use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
@@ -40,6 +41,12 @@ impl Upstream {
             .clone()
     }
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Where a forwarder sends requests.
 pub enum Target {
@@ -114,47 +121,58 @@ impl Forwarder {
 
         let peer = client.ip();
         let trusted = weir_predicates::remote_addr::contains(&self.trusted_proxies, peer);
-        let peer_text = match peer {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
-            v4 => v4.to_string(),
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
         };
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(existing) if trusted && !existing.trim().is_empty() => {
-                format!("{existing}, {peer_text}")
+        let existing = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::to_str) {
+            Some(Ok(existing)) if trusted && !existing.trim().is_empty() => Some(existing),
+            _ => None,
+        };
+        let xff = match existing {
+            Some(existing) => HeaderValue::from_str(&format!("{existing}, {peer}")),
+            None => {
+                // The address alone, written on the stack: one allocation, the header's.
+                let mut text = [0u8; 48];
+                let mut cursor = std::io::Cursor::new(&mut text[..]);
+                let _ = write!(cursor, "{peer}");
+                let len = cursor.position() as usize;
+                HeaderValue::from_bytes(&text[..len])
             }
-            _ => peer_text,
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", v);
+        if let Ok(v) = xff {
+            headers.insert(X_FORWARDED_FOR, v);
         }
-        let keep = |name: &str, headers: &http::HeaderMap| trusted && headers.contains_key(name);
-        if !keep("x-forwarded-proto", headers) {
+        let keep =
+            |name: &HeaderName, headers: &http::HeaderMap| trusted && headers.contains_key(name);
+        if !keep(&X_FORWARDED_PROTO, headers) {
             headers.insert(
-                "x-forwarded-proto",
+                X_FORWARDED_PROTO,
                 HeaderValue::from_static(if tls { "https" } else { "http" }),
             );
         }
         if let Some(host) = &original_host {
-            if !keep("x-forwarded-host", headers) {
-                headers.insert("x-forwarded-host", host.clone());
+            if !keep(&X_FORWARDED_HOST, headers) {
+                headers.insert(X_FORWARDED_HOST, host.clone());
             }
-            if !keep("x-forwarded-port", headers) {
+            if !keep(&X_FORWARDED_PORT, headers) {
                 let port = host.to_str().ok().and_then(|h| {
                     h.rsplit_once(':')
                         .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
                         .map(|(_, p)| p)
                 });
-                let port = port.unwrap_or(if tls { "443" } else { "80" });
-                if let Ok(v) = HeaderValue::from_str(port) {
-                    headers.insert("x-forwarded-port", v);
+                let port = match port {
+                    Some(port) => HeaderValue::from_str(port),
+                    None => Ok(HeaderValue::from_static(if tls { "443" } else { "80" })),
+                };
+                if let Ok(v) = port {
+                    headers.insert(X_FORWARDED_PORT, v);
                 }
             }
         }
         // Like the others: a prefix claimed by a peer that is not trusted is dropped; a trusted
         // proxy's prefix is kept, with the one StripPrefix removed here after it.
-        let earlier = match headers.get("x-forwarded-prefix") {
+        let earlier = match headers.get(&X_FORWARDED_PREFIX) {
             Some(v) if trusted => v.to_str().ok().map(str::to_string),
             _ => None,
         };
@@ -165,10 +183,10 @@ impl Forwarder {
         };
         match prefix.and_then(|p| HeaderValue::from_str(&p).ok()) {
             Some(prefix) => {
-                headers.insert("x-forwarded-prefix", prefix);
+                headers.insert(X_FORWARDED_PREFIX, prefix);
             }
             None => {
-                headers.remove("x-forwarded-prefix");
+                headers.remove(&X_FORWARDED_PREFIX);
             }
         }
         // RFC 7239 `Forwarded` is not produced by weir; one from a peer that is not trusted

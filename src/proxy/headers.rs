@@ -3,9 +3,10 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-/// Headers that are always hop-by-hop.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that are always hop-by-hop; `Connection` first.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
+    header::UPGRADE,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
@@ -17,7 +18,18 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes the hop-by-hop headers, every header that `Connection` names, and `Upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names finds those present (most messages carry none, or only
+    // `Connection`): removing every listed name blindly is a hash lookup each.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -29,10 +41,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
-    headers.remove(header::UPGRADE);
 }
 
 #[cfg(test)]
