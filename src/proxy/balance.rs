@@ -221,7 +221,16 @@ impl Service {
         avoid: &[Arc<str>],
     ) -> Option<(Arc<Instance>, InFlight)> {
         let instances = self.instances.load();
-        let now = self.now_ms();
+        // The clock matters only while an instance is (or was, until its next success)
+        // ejected.
+        let now = if instances
+            .iter()
+            .any(|i| i.ejected_until.load(Ordering::Relaxed) != 0)
+        {
+            self.now_ms()
+        } else {
+            0
+        };
         let chosen = self
             .pick_from(&instances, strategy, now, |i| {
                 !avoid.contains(&i.endpoint.key)
@@ -296,8 +305,23 @@ impl Service {
     pub fn report(&self, instance: &Instance, failed: bool) {
         let passive: &PassiveHealth = &self.def.passive;
         if !failed {
-            instance.consecutive_failures.store(0, Ordering::Relaxed);
-            instance.ejections.store(0, Ordering::Relaxed);
+            // Written only when set: these lines are shared by every request to the instance.
+            for counter in [&instance.consecutive_failures, &instance.ejections] {
+                if counter.load(Ordering::Relaxed) != 0 {
+                    counter.store(0, Ordering::Relaxed);
+                }
+            }
+            // An ejection that is over is forgotten, so that picks stop reading the clock. (A
+            // call that started before a current ejection does not end it.)
+            let until = instance.ejected_until.load(Ordering::Relaxed);
+            if until != 0 && until <= self.now_ms() {
+                let _ = instance.ejected_until.compare_exchange(
+                    until,
+                    0,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
             return;
         }
         let failures = instance
