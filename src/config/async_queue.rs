@@ -109,20 +109,6 @@ impl Default for AsyncSettings {
 }
 
 impl Loader<'_> {
-    fn number<T: std::str::FromStr>(&mut self, node: &Node, what: &str) -> Option<T> {
-        let text = self.text(node, what)?;
-        match text.trim().parse() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                self.error(
-                    node.pos,
-                    format!("`{what}` must be a whole number, found `{text}`"),
-                );
-                None
-            }
-        }
-    }
-
     pub(super) fn async_settings(&mut self, node: &Node, config: &mut Config) {
         const KEYS: &[&str] = &[
             "queue", "capacity", "max-body", "provider", "nats", "worker",

@@ -558,11 +558,11 @@ impl Loader<'_> {
                     pool.max_idle_time = d;
                 }
             } else if key_is(k, "max-idle-per-host") {
-                if let Some(n) = self.idle_count(value, "httpclient.pool.max-idle-per-host") {
+                if let Some(n) = self.number(value, "httpclient.pool.max-idle-per-host") {
                     pool.max_idle_per_host = n;
                 }
             } else if key_is(k, "max-idle") {
-                if let Some(n) = self.idle_count(value, "httpclient.pool.max-idle") {
+                if let Some(n) = self.number(value, "httpclient.pool.max-idle") {
                     pool.max_idle = n;
                 }
             } else {
@@ -575,15 +575,15 @@ impl Loader<'_> {
         }
     }
 
-    /// A number of idle connections to keep: 0 or more.
-    fn idle_count(&mut self, node: &Node, what: &str) -> Option<usize> {
+    /// A whole number of type `T`.
+    fn number<T: std::str::FromStr>(&mut self, node: &Node, what: &str) -> Option<T> {
         let text = self.text(node, what)?;
-        match text.trim().parse::<usize>() {
+        match text.trim().parse() {
             Ok(n) => Some(n),
             Err(_) => {
                 self.error(
                     node.pos,
-                    format!("`{what}` must be a whole number of 0 or more, found `{text}`"),
+                    format!("`{what}` must be a whole number, found `{text}`"),
                 );
                 None
             }
@@ -1191,9 +1191,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains(
-                "`httpclient.pool.max-idle` must be a whole number of 0 or more, found `many`"
-            ),
+            e.contains("`httpclient.pool.max-idle` must be a whole number, found `many`"),
             "{e}"
         );
     }

@@ -5,13 +5,6 @@ use http::StatusCode;
 
 use crate::support::*;
 
-const ONE_ROUTE: &str = r#"
-gateway:
-  routes:
-  - id: all
-    uri: http://${ORIGIN}
-"#;
-
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed() {
     let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;

@@ -515,15 +515,7 @@ async fn hostile_requests_get_their_documented_answers() {
 
 #[tokio::test]
 async fn a_smuggling_head_pipelined_after_a_clean_one_is_found() {
-    let (origin, gw) = origin_and_gateway(
-        r#"
-gateway:
-  routes:
-  - id: all
-    uri: http://${ORIGIN}
-"#,
-    )
-    .await;
+    let (origin, gw) = origin_and_gateway(ONE_ROUTE).await;
     let smuggled = raw(SMUGGLED);
     let mut wire = raw("GET /first HTTP/1.1\nHost: gw.example\n\nPOST /second HTTP/1.1\nHost: gw.example\nTransfer-Encoding: chunked\n");
     wire.extend(raw(&format!("Content-Length: {}\n\n", smuggled.len())));

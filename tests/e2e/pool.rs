@@ -134,15 +134,7 @@ async fn a_head_answer_leaves_the_connection_reusable() {
 #[tokio::test]
 async fn a_response_dropped_before_its_end_does_not_leak_into_the_next() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_origin, gw) = origin_and_gateway(
-        r#"
-gateway:
-  routes:
-  - id: all
-    uri: http://${ORIGIN}
-"#,
-    )
-    .await;
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
     for _ in 0..3 {
         // A client that reads the start of a large answer and goes away.
         let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();

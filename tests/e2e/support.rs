@@ -37,6 +37,14 @@ use weir::{Gateway, GatewayBuilder, RunningGateway};
 /// The bound on every wait in the suite: one request, one start-up, one child's log line.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// One route, `all`, that sends everything to the origin.
+pub const ONE_ROUTE: &str = r#"
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#;
+
 /// 64 KiB: the chunk size of streamed bodies.
 pub const CHUNK: usize = 64 * 1024;
 

@@ -222,7 +222,8 @@ impl Inner {
             permit: Some(permit),
         };
         // With a fallback, keep the request to send it there too: whole when its body is small
-        // enough, else its head.
+        // enough, else its head. Boxed, so that breakers without a fallback do not carry room
+        // for it in every request's future.
         let (call, template) = match &self.fallback {
             None => (exchange, None),
             Some(_) => match Box::pin(read_replayable(
@@ -231,7 +232,10 @@ impl Inner {
             ))
             .await
             {
-                Replay::Kept(body) => (exchange.replay(body.clone()), Some((exchange, body))),
+                Replay::Kept(body) => (
+                    exchange.replay(body.clone()),
+                    Some(Box::new((exchange, body))),
+                ),
                 Replay::TooLarge(body) => {
                     // The body is streamed to the upstream once; a fallback gets the head.
                     let mut head = exchange.replay(bytes::Bytes::new());
@@ -239,7 +243,7 @@ impl Inner {
                     headers.remove(http::header::CONTENT_LENGTH);
                     headers.remove(http::header::TRANSFER_ENCODING);
                     *exchange.request.body_mut() = body;
-                    (exchange, Some((head, bytes::Bytes::new())))
+                    (exchange, Some(Box::new((head, bytes::Bytes::new()))))
                 }
                 Replay::Failed => {
                     return exchange.error(
@@ -260,7 +264,7 @@ impl Inner {
             self.breaker
                 .record(permit, self.breaker.outcome(failed, elapsed(started)));
         }
-        match (&self.fallback, template) {
+        match (&self.fallback, template.map(|kept| *kept)) {
             (Some(fallback), Some((template, body))) if failed => {
                 let (kind, message) = reason(failure, response.status());
                 drop(response);
