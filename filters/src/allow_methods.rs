@@ -28,15 +28,7 @@ impl FilterFactory for AllowMethodsFactory {
     }
 
     fn build(&self, args: &Args, _: &FilterContext<'_>) -> Result<Filter, ArgError> {
-        let methods = args
-            .list("methods")
-            .into_iter()
-            .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                    ArgError::for_arg("methods", format!("`{m}` is not an HTTP method"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let methods = args.methods("methods")?;
         if methods.is_empty() {
             return Err(ArgError::for_arg(
                 "methods",

@@ -120,15 +120,7 @@ impl FilterFactory for RetryFactory {
         } else {
             series
         };
-        let methods = args
-            .list("methods")
-            .into_iter()
-            .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                    ArgError::for_arg("methods", format!("`{m}` is not an HTTP method"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let methods = args.methods("methods")?;
         let methods = if methods.is_empty() {
             vec![Method::GET]
         } else {

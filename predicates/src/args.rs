@@ -284,6 +284,18 @@ impl Args {
             .collect()
     }
 
+    /// A list of HTTP methods (any case, as SCG accepts them); empty when the argument is
+    /// absent.
+    pub fn methods(&self, name: &str) -> Result<Vec<http::Method>, ArgError> {
+        self.list(name)
+            .into_iter()
+            .map(|m| {
+                http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| ArgError::for_arg(name, format!("`{m}` is not an HTTP method")))
+            })
+            .collect()
+    }
+
     /// A single-valued argument parsed with `FromStr`; `expected` describes a valid value.
     pub fn parse<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>, ArgError> {
         match self.get(name) {
@@ -692,5 +704,23 @@ mod tests {
         assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
         assert!(parse_size("1.5MB").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn methods_in_any_case_or_a_named_error() {
+        let a = Args::shortcut(
+            "Method",
+            Shortcut::GatherList("methods"),
+            s(&["get", "POST,put"]),
+        )
+        .unwrap();
+        assert_eq!(
+            a.methods("methods").unwrap(),
+            [http::Method::GET, http::Method::POST, http::Method::PUT]
+        );
+        assert!(a.methods("absent").unwrap().is_empty());
+        let bad = Args::shortcut("Method", Shortcut::GatherList("methods"), s(&["G T"])).unwrap();
+        let e = bad.methods("methods").unwrap_err().to_string();
+        assert!(e.contains("`G T` is not an HTTP method"), "{e}");
     }
 }

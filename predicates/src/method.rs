@@ -24,15 +24,7 @@ impl PredicateFactory for MethodFactory {
     }
 
     fn build(&self, args: &Args, _: &mut BuildContext<'_>) -> Result<Box<dyn Predicate>, ArgError> {
-        let methods = args
-            .list("methods")
-            .into_iter()
-            .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                    ArgError::for_arg("methods", format!("`{m}` is not an HTTP method"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let methods = args.methods("methods")?;
         if methods.is_empty() {
             return Err(ArgError::for_arg(
                 "methods",
