@@ -24,13 +24,13 @@
 
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::faas::{metric_name, split_name, Provider, Status};
 use crate::{
-    error_response, read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext,
-    FilterFactory, HttpService, LayerFilter, Replay, Shortcut,
+    error_response, json_response, read_replayable, ArgError, Args, Body, Exchange, Filter,
+    FilterContext, FilterFactory, HttpService, LayerFilter, Replay, Shortcut,
 };
 
 /// The largest webhook body read.
@@ -80,16 +80,6 @@ impl FilterFactory for AlertScalingFactory {
 /// The layer: answers without calling the rest of the chain.
 pub struct AlertScaling {
     provider: Arc<Provider>,
-}
-
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::full(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 async fn handle(provider: &Provider, mut exchange: Exchange) -> Response<Body> {

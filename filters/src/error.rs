@@ -52,12 +52,17 @@ impl ErrorBody<'_> {
         if let Some(route) = self.route {
             json["route"] = serde_json::Value::from(route);
         }
-        let mut response = Response::new(Body::full(json.to_string()));
-        *response.status_mut() = self.status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        json_response(self.status, &json)
     }
+}
+
+/// A response with `status` and `value` as its JSON body.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::faas::Provider;
@@ -91,12 +91,7 @@ impl GatewayInfo {
             },
             "arch": go_arch(),
         });
-        let mut response = Response::new(Body::full(info.to_string()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        crate::json_response(StatusCode::OK, &info)
     }
 }
 

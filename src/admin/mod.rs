@@ -4,7 +4,7 @@
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
-use weir_filters::{error_response, Body};
+use weir_filters::{error_response, json_response, Body};
 
 use std::sync::Arc;
 
@@ -12,16 +12,6 @@ use weir_filters::circuit_breaker::breaker::{Breaker, Window};
 
 use crate::compile::Route;
 use crate::reload::Reloader;
-
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::full(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 /// A circuit breaker's state, counters and settings.
 fn breaker_json(breaker: &Breaker) -> Value {
