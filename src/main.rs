@@ -114,15 +114,8 @@ fn queue_worker(config: Option<PathBuf>) -> ExitCode {
         eprintln!("error: the queue worker on its own needs `async.queue: nats`; the embedded queue lives inside a running gateway");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let queue = match weir::queue::Queue::open(settings, Default::default()).await {
@@ -146,15 +139,8 @@ fn queue_worker(config: Option<PathBuf>) -> ExitCode {
 }
 
 fn serve(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let mut builder = Gateway::builder();
@@ -184,6 +170,21 @@ fn serve(cli: Cli) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// The multi-threaded runtime both commands run on; `None` (after saying why) when it cannot
+/// start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {
