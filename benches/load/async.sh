@@ -12,6 +12,7 @@
 # 127.0.0.1; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
@@ -20,12 +21,6 @@ WEIR_PORT=${WEIR_PORT:-18391}
 ADMIN_PORT=${ADMIN_PORT:-19391}
 NATS_PORT=${NATS_PORT:-14222}
 
-install() {
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-    echo "installing $2 from Debian" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
 install wrk wrk
 install nginx nginx-light
 install nats-server nats-server
@@ -34,14 +29,6 @@ export PATH="$PATH:/usr/sbin"
 cargo build --release --quiet --bin weir
 WEIR=$PWD/target/release/weir
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -69,14 +56,6 @@ wrk.body = "hello"
 wrk.headers["X-Callback-Url"] = "http://127.0.0.1:$PROVIDER_PORT/callback"
 LUA
 
-wait_for() { # port: poll for up to 5 s
-  for _ in $(seq 1 500); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.01
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 wait_for "$PROVIDER_PORT"
 wait_for "$NATS_PORT"
 

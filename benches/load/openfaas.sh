@@ -13,6 +13,7 @@
 # included. Traffic goes only to 127.0.0.1; every wrk run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
@@ -22,19 +23,9 @@ PROVIDER_PORT=${PROVIDER_PORT:-18181}
 WEIR_PORT=${WEIR_PORT:-18180}
 PLAIN_PORT=${PLAIN_PORT:-18182}
 
-if ! command -v wrk >/dev/null 2>&1; then
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+install wrk wrk
 cargo build --release --quiet --bin weir --example faas_provider
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 target/release/examples/faas_provider "127.0.0.1:$PROVIDER_PORT" 2>/dev/null &
 pids+=($!)

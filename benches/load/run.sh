@@ -16,6 +16,7 @@
 # over both cores gives 20-40%. Traffic goes only to 127.0.0.1; every wrk run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 
 CONNS=${CONNS:-64}
 DURATION=${DURATION:-10s}
@@ -26,12 +27,6 @@ ORIGIN_PORT=${ORIGIN_PORT:-18090}
 WEIR_PORT=${WEIR_PORT:-18080}
 ADMIN_PORT=${ADMIN_PORT:-19901}
 
-install() {
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-    echo "installing $2 from Debian" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
 install wrk wrk
 install nginx nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -39,14 +34,6 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --quiet --bin weir
 WEIR=target/release/weir
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 mkdir -p "$work/logs"
 cat > "$work/nginx.conf" <<CONF
@@ -103,20 +90,9 @@ RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
 
-wait_for() { # port: poll for up to 5 s
-  for _ in $(seq 1 500); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.01
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 wait_for "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 
-ticks() { # pid: utime + stime in clock ticks
-  awk '{print $14 + $15}' "/proc/$1/stat"
-}
 hz=$(getconf CLK_TCK)
 
 # round PORT [PATH]: prints requests/s p50 p99 weir-cpu-us-per-request errors (latencies in
@@ -176,7 +152,6 @@ for _ in $(seq 1 "$PAIRS"); do
   resilient+=("$rps") resilient_cpu+=("$cpu")
   [ "$err" = none ] || echo "resilient round errors: $err" >&2
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 plain_median=$(median "${plain[@]}")
 resilient_median=$(median "${resilient[@]}")
 plain_cpu_median=$(median "${plain_cpu[@]}")

@@ -17,6 +17,7 @@
 # Traffic goes only to 127.0.0.1; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
@@ -27,12 +28,6 @@ NGINX_PORT=${NGINX_PORT:-18191}
 WEIR_PORT=${WEIR_PORT:-18192}
 ADMIN_PORT=${ADMIN_PORT:-19192}
 
-install() {
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-    echo "installing $2 from Debian" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
 install wrk wrk
 install nginx nginx-light
 install curl curl
@@ -42,14 +37,6 @@ cargo build --release --quiet --bin weir
 WEIR=$PWD/target/release/weir
 PIN="taskset -c $CPU"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 mkdir -p "$work/origin" "$work/proxy" "$work/www"
 # nginx's workers run as nobody: let them read the served file.
 chmod 755 "$work" "$work/www"
@@ -118,23 +105,12 @@ RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
 
-wait_for() { # port: poll for up to 5 s
-  for _ in $(seq 1 500); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.01
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT"; do wait_for "$port"; done
 
 # The proxy nginx's worker: the child of its master.
 nginx_master=$(cat "$work/proxy/nginx.pid")
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
 
-ticks() { # pid: utime + stime in clock ticks
-  awk '{print $14 + $15}' "/proc/$1/stat"
-}
 hz=$(getconf CLK_TCK)
 
 # round PORT PID: prints requests/s p50 p99 cpu-us-per-request errors
@@ -154,8 +130,6 @@ round() {
 }
 
 # Latency units from wrk (us, ms, s) to microseconds.
-to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1000000; printf "%.1f", n }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "warming up" >&2
 $PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
