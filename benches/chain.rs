@@ -15,7 +15,7 @@ use weir_filters::{
 
 /// The allocator the `weir` binary uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::alloc::MiMalloc = weir::alloc::MiMalloc;
 
 struct NoUpstreams;
 

@@ -19,7 +19,7 @@ use weir::Gateway;
 
 /// The allocator the `weir` binary uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::alloc::MiMalloc = weir::alloc::MiMalloc;
 
 /// `n` routes of the four shapes the routing bench uses.
 fn config(n: usize) -> String {

@@ -6,6 +6,8 @@
 //! with [`GatewayBuilder::predicate`] and [`GatewayBuilder::filter`].
 
 pub mod admin;
+#[allow(unsafe_code)] // A global allocator cannot be written without it.
+pub mod alloc;
 pub mod check;
 pub mod compile;
 pub mod config;

@@ -210,4 +210,4 @@ async fn shutdown_signal() {
 /// mimalloc: weir allocates many small objects per request and per reload, from every worker
 /// thread; glibc's allocator is measurably slower at both.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::alloc::MiMalloc = weir::alloc::MiMalloc;
