@@ -114,6 +114,17 @@ impl HttpService {
         limit: Option<std::time::Duration>,
         what: &'static str,
     ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        self.call_within(exchange, limit, what)
+    }
+
+    /// [`HttpService::handle_within`] as the boxed future it is, for this crate's hand-written
+    /// futures to hold.
+    pub(crate) fn call_within(
+        &self,
+        exchange: Exchange,
+        limit: Option<std::time::Duration>,
+        what: &'static str,
+    ) -> BoxFuture {
         match limit {
             None => self.0.call(exchange),
             Some(limit) => Box::pin(self.clone().timed(exchange, limit, what)),

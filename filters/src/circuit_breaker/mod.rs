@@ -26,11 +26,15 @@
 
 pub mod breaker;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::service::{BoxFuture, Erased};
 use crate::set_status::parse_status;
 use crate::{
     fallback_service, read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext,
@@ -150,25 +154,70 @@ struct Inner {
 
 impl LayerFilter for CircuitBreaker {
     fn layer(&self, next: HttpService) -> HttpService {
-        let inner = self.inner.clone();
-        HttpService::from_fn(move |exchange| {
-            let inner = inner.clone();
-            let next = next.clone();
-            async move { inner.run(exchange, &next).await }
+        HttpService::erased(Guarded {
+            inner: self.inner.clone(),
+            next,
         })
     }
 }
 
-/// Returns an unreported permit when dropped (the client went away mid-call).
-struct PermitGuard<'a> {
-    breaker: &'a Breaker,
-    permit: Option<Permit>,
+/// The breaker around the rest of the chain.
+struct Guarded {
+    inner: Arc<Inner>,
+    next: HttpService,
 }
 
-impl Drop for PermitGuard<'_> {
+impl Erased for Guarded {
+    // Without a fallback the exchange goes straight on to the rest of the chain, and this
+    // layer's own future is only [`Recorded`]: a few words, where an `async` block would hold
+    // room for the whole exchange and copy it on every request.
+    fn call(&self, exchange: Exchange) -> BoxFuture {
+        if let Some(fallback) = &self.inner.fallback {
+            let (inner, next, fallback) = (self.inner.clone(), self.next.clone(), fallback.clone());
+            return Box::pin(
+                async move { inner.run_with_fallback(exchange, &next, &fallback).await },
+            );
+        }
+        match self.inner.breaker.try_acquire() {
+            Some(permit) => Box::pin(self.inner.call(permit, exchange, &self.next)),
+            None => Box::pin(std::future::ready(exchange.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Upstream service is temporarily unavailable",
+            ))),
+        }
+    }
+}
+
+/// A call the breaker permitted: tells the breaker how it went when it ends, and gives the
+/// permit back unreported if it is dropped first (the client went away mid-call).
+struct Recorded {
+    inner: Arc<Inner>,
+    permit: Option<Permit>,
+    /// When the call started; read only when a slow-call threshold needs it.
+    started: Option<Instant>,
+    call: BoxFuture,
+}
+
+impl Future for Recorded {
+    type Output = Response<Body>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let response = ready!(self.call.as_mut().poll(cx));
+        if let Some(permit) = self.permit.take() {
+            let breaker = &self.inner.breaker;
+            breaker.record(
+                permit,
+                breaker.outcome(self.inner.failed(&response), elapsed(self.started)),
+            );
+        }
+        Poll::Ready(response)
+    }
+}
+
+impl Drop for Recorded {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
-            self.breaker.cancel(permit);
+            self.inner.breaker.cancel(permit);
         }
     }
 }
@@ -196,88 +245,74 @@ fn reason(failure: Option<UpstreamFailure>, status: StatusCode) -> (&'static str
 }
 
 impl Inner {
-    // This future lives (boxed) for every request through the breaker; the fallback's work
-    // (keeping the request, sending it again) is boxed apart so that it stays small.
-    async fn run(&self, mut exchange: Exchange, next: &HttpService) -> Response<Body> {
-        let Some(permit) = self.breaker.try_acquire() else {
-            let message = format!("circuit breaker `{}` is open", self.breaker.name());
-            return match &self.fallback {
-                Some(fallback) => {
-                    Box::pin(Self::to_fallback(
-                        fallback,
-                        exchange,
-                        "io.github.resilience4j.circuitbreaker.CallNotPermittedException",
-                        &message,
-                    ))
-                    .await
-                }
-                None => exchange.error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Upstream service is temporarily unavailable",
-                ),
-            };
-        };
-        let mut guard = PermitGuard {
-            breaker: &self.breaker,
-            permit: Some(permit),
-        };
-        // With a fallback, keep the request to send it there too: whole when its body is small
-        // enough, else its head. Boxed, so that breakers without a fallback do not carry room
-        // for it in every request's future.
-        let (call, template) = match &self.fallback {
-            None => (exchange, None),
-            Some(_) => match Box::pin(read_replayable(
-                std::mem::take(exchange.request.body_mut()),
-                self.max_replay_body,
-            ))
-            .await
-            {
-                Replay::Kept(body) => (
-                    exchange.replay(body.clone()),
-                    Some(Box::new((exchange, body))),
-                ),
-                Replay::TooLarge(body) => {
-                    // The body is streamed to the upstream once; a fallback gets the head.
-                    let mut head = exchange.replay(bytes::Bytes::new());
-                    let headers = head.request.headers_mut();
-                    headers.remove(http::header::CONTENT_LENGTH);
-                    headers.remove(http::header::TRANSFER_ENCODING);
-                    *exchange.request.body_mut() = body;
-                    (exchange, Some(Box::new((head, bytes::Bytes::new()))))
-                }
-                Replay::Failed => {
-                    return exchange.error(
-                        StatusCode::BAD_REQUEST,
-                        "the request body could not be read",
-                    )
-                }
-            },
-        };
+    /// Sends `exchange` on under `permit`.
+    fn call(self: &Arc<Self>, permit: Permit, exchange: Exchange, next: &HttpService) -> Recorded {
         // Read the clock only when a slow-call threshold needs the call's duration.
         let started = self.breaker.times_calls().then(Instant::now);
-        let response = next
-            .handle_within(call, self.time_limit, "the time limit of ")
+        Recorded {
+            inner: self.clone(),
+            permit: Some(permit),
+            started,
+            call: next.call_within(exchange, self.time_limit, "the time limit of "),
+        }
+    }
+
+    /// Whether `response` counts as a failed call.
+    fn failed(&self, response: &Response<Body>) -> bool {
+        response.extensions().get::<UpstreamFailure>().is_some()
+            || self.status_codes.contains(&response.status())
+    }
+
+    /// A breaker with a fallback: the request is kept (whole when its body is small enough,
+    /// else its head) so that it can be sent to the fallback when the call fails.
+    async fn run_with_fallback(
+        self: &Arc<Self>,
+        mut exchange: Exchange,
+        next: &HttpService,
+        fallback: &HttpService,
+    ) -> Response<Body> {
+        let Some(permit) = self.breaker.try_acquire() else {
+            let message = format!("circuit breaker `{}` is open", self.breaker.name());
+            return Self::to_fallback(
+                fallback,
+                exchange,
+                "io.github.resilience4j.circuitbreaker.CallNotPermittedException",
+                &message,
+            )
             .await;
-        let failure = response.extensions().get::<UpstreamFailure>().copied();
-        let failed = failure.is_some() || self.status_codes.contains(&response.status());
-        if let Some(permit) = guard.permit.take() {
-            self.breaker
-                .record(permit, self.breaker.outcome(failed, elapsed(started)));
-        }
-        match (&self.fallback, template.map(|kept| *kept)) {
-            (Some(fallback), Some((template, body))) if failed => {
-                let (kind, message) = reason(failure, response.status());
-                drop(response);
-                Box::pin(Self::to_fallback(
-                    fallback,
-                    template.replay(body),
-                    kind,
-                    &message,
-                ))
-                .await
+        };
+        let (call, template, body) = match read_replayable(
+            std::mem::take(exchange.request.body_mut()),
+            self.max_replay_body,
+        )
+        .await
+        {
+            Replay::Kept(body) => (exchange.replay(body.clone()), exchange, body),
+            Replay::TooLarge(body) => {
+                // The body is streamed to the upstream once; a fallback gets the head.
+                let mut head = exchange.replay(bytes::Bytes::new());
+                let headers = head.request.headers_mut();
+                headers.remove(http::header::CONTENT_LENGTH);
+                headers.remove(http::header::TRANSFER_ENCODING);
+                *exchange.request.body_mut() = body;
+                (exchange, head, bytes::Bytes::new())
             }
-            _ => response,
+            Replay::Failed => {
+                self.breaker.cancel(permit);
+                return exchange.error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                );
+            }
+        };
+        let response = self.call(permit, call, next).await;
+        if !self.failed(&response) {
+            return response;
         }
+        let failure = response.extensions().get::<UpstreamFailure>().copied();
+        let (kind, message) = reason(failure, response.status());
+        drop(response);
+        Self::to_fallback(fallback, template.replay(body), kind, &message).await
     }
 
     async fn to_fallback(
