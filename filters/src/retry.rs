@@ -17,13 +17,17 @@
 //! another instance when there is one. A request body is kept for replay only up to
 //! `max-replay-body`; a larger one is streamed to the upstream and not retried.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body::Body as _;
 
+use crate::service::{BoxFuture, Erased};
 use crate::set_status::parse_status;
 use crate::{
     read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext, FilterFactory,
@@ -187,13 +191,139 @@ pub struct Retry {
 }
 
 impl LayerFilter for Retry {
-    fn layer(&self, inner: HttpService) -> HttpService {
-        let policy = self.policy.clone();
-        HttpService::from_fn(move |exchange| {
-            let policy = policy.clone();
-            let inner = inner.clone();
-            async move { policy.run(exchange, &inner).await }
+    fn layer(&self, next: HttpService) -> HttpService {
+        HttpService::erased(Retrying {
+            policy: self.policy.clone(),
+            next,
         })
+    }
+}
+
+/// The rest of the chain, called again while the policy says so.
+struct Retrying {
+    policy: Arc<Policy>,
+    next: HttpService,
+}
+
+impl Erased for Retrying {
+    fn call(&self, mut exchange: Exchange) -> BoxFuture {
+        let policy = &self.policy;
+        if policy.retries == 0 || !policy.methods.contains(exchange.request.method()) {
+            // Never retried: straight on, with nothing of this layer's in the way.
+            return self.next.call_within(exchange, policy.timeout, "");
+        }
+        if exchange.request.body().is_end_stream() {
+            return Box::pin(Attempts::new(
+                policy.clone(),
+                self.next.clone(),
+                exchange,
+                Bytes::new(),
+            ));
+        }
+        // A body is kept for replay first, when it is small enough.
+        let (policy, next) = (policy.clone(), self.next.clone());
+        Box::pin(async move {
+            let body = std::mem::take(exchange.request.body_mut());
+            match read_replayable(body, policy.max_replay_body).await {
+                Replay::Kept(body) => Attempts::new(policy, next, exchange, body).await,
+                Replay::TooLarge(body) => {
+                    *exchange.request.body_mut() = body;
+                    next.call_within(exchange, policy.timeout, "").await
+                }
+                Replay::Failed => exchange.error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                ),
+            }
+        })
+    }
+}
+
+/// The attempts at one request: each sends a copy of `original` (and `body`) on, until one
+/// is not retryable or the retries run out, with the policy's backoff in between.
+///
+/// Written by hand rather than as an `async` block, which would keep room for the exchange
+/// twice and copy it at every step; this holds it once, and each attempt's future is boxed
+/// apart.
+struct Attempts {
+    policy: Arc<Policy>,
+    next: HttpService,
+    /// The request as it came to this layer, without its body.
+    original: Exchange,
+    body: Bytes,
+    /// Retries made so far.
+    retried: u32,
+    /// The last backoff delay.
+    delay: Duration,
+    step: Step,
+}
+
+enum Step {
+    Calling(BoxFuture),
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+}
+
+impl Attempts {
+    fn new(policy: Arc<Policy>, next: HttpService, mut original: Exchange, body: Bytes) -> Self {
+        // Shared by every attempt: the balancer records the instances it picks there.
+        original
+            .tried_instances
+            .get_or_insert_with(Default::default);
+        let call = next.call_within(original.replay(body.clone()), policy.timeout, "");
+        Self {
+            policy,
+            next,
+            original,
+            body,
+            retried: 0,
+            delay: Duration::ZERO,
+            step: Step::Calling(call),
+        }
+    }
+
+    fn call(&self) -> Step {
+        Step::Calling(self.next.call_within(
+            self.original.replay(self.body.clone()),
+            self.policy.timeout,
+            "",
+        ))
+    }
+}
+
+impl Future for Attempts {
+    type Output = Response<Body>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.step {
+                Step::Calling(call) => {
+                    let response = ready!(call.as_mut().poll(cx));
+                    if this.retried == this.policy.retries || !this.policy.retryable(&response) {
+                        return Poll::Ready(response);
+                    }
+                    this.retried += 1;
+                    this.delay = this.policy.backoff(this.retried, this.delay);
+                    tracing::debug!(
+                        route = %this.original.route_id,
+                        attempt = this.retried,
+                        status = response.status().as_u16(),
+                        delay_ms = this.delay.as_millis() as u64,
+                        "retrying"
+                    );
+                    drop(response);
+                    this.step = if this.delay.is_zero() {
+                        this.call()
+                    } else {
+                        Step::Waiting(Box::pin(tokio::time::sleep(this.delay)))
+                    };
+                }
+                Step::Waiting(sleep) => {
+                    ready!(sleep.as_mut().poll(cx));
+                    this.step = this.call();
+                }
+            }
+        }
     }
 }
 
@@ -230,65 +360,5 @@ impl Policy {
         }
         let status = response.status();
         self.statuses.contains(&status) || self.series.contains(&(status.as_u16() / 100))
-    }
-
-    // This future lives (boxed) for every request through the filter; what only some requests
-    // need (reading a body, waiting between attempts) is boxed apart so that it stays small.
-    async fn run(&self, mut exchange: Exchange, inner: &HttpService) -> Response<Body> {
-        if self.retries == 0 || !self.methods.contains(exchange.request.method()) {
-            return self.attempt(exchange, inner).await;
-        }
-        let body = if exchange.request.body().is_end_stream() {
-            Bytes::new()
-        } else {
-            let body = std::mem::take(exchange.request.body_mut());
-            match Box::pin(read_replayable(body, self.max_replay_body)).await {
-                Replay::Kept(bytes) => bytes,
-                Replay::TooLarge(body) => {
-                    *exchange.request.body_mut() = body;
-                    return self.attempt(exchange, inner).await;
-                }
-                Replay::Failed => {
-                    return exchange.error(
-                        StatusCode::BAD_REQUEST,
-                        "the request body could not be read",
-                    )
-                }
-            }
-        };
-        let mut delay = Duration::ZERO;
-        // Shared by every attempt: the balancer records the instances it picks there.
-        exchange
-            .tried_instances
-            .get_or_insert_with(Default::default);
-        let mut attempt = 0;
-        loop {
-            let copy = exchange.replay(body.clone());
-            let response = self.attempt(copy, inner).await;
-            if attempt == self.retries || !self.retryable(&response) {
-                return response;
-            }
-            attempt += 1;
-            delay = self.backoff(attempt, delay);
-            tracing::debug!(
-                route = %exchange.route_id,
-                attempt,
-                status = response.status().as_u16(),
-                delay_ms = delay.as_millis() as u64,
-                "retrying"
-            );
-            drop(response);
-            if !delay.is_zero() {
-                Box::pin(tokio::time::sleep(delay)).await;
-            }
-        }
-    }
-
-    fn attempt(
-        &self,
-        exchange: Exchange,
-        inner: &HttpService,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
-        inner.handle_within(exchange, self.timeout, "")
     }
 }
