@@ -85,6 +85,10 @@ impl EditFilter for AddRequestParameter {
         };
         exchange.set_query(Some(&query))
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -68,4 +68,8 @@ impl EditFilter for AllowMethods {
             .insert(header::ALLOW, self.allow.clone());
         Err(response)
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

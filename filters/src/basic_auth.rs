@@ -251,6 +251,10 @@ impl EditFilter for BasicAuth {
         );
         Err(response)
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

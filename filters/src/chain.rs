@@ -43,10 +43,12 @@ fn edits(run: &mut Vec<Arc<dyn EditFilter>>, inner: HttpService) -> HttpService 
     run.reverse();
     let filters: Arc<[Arc<dyn EditFilter>]> = std::mem::take(run).into();
     let keep_vars = filters.iter().any(|f| f.needs_vars_on_response());
+    let edits_response = filters.iter().any(|f| f.edits_response());
     HttpService::erased(EditChain {
         filters,
         inner,
         keep_vars,
+        edits_response,
     })
 }
 
@@ -54,6 +56,8 @@ struct EditChain {
     filters: Arc<[Arc<dyn EditFilter>]>,
     inner: HttpService,
     keep_vars: bool,
+    /// Whether any filter of the run has a response half to run.
+    edits_response: bool,
 }
 
 impl Erased for EditChain {
@@ -65,6 +69,9 @@ impl Erased for EditChain {
                 }
                 return Box::pin(std::future::ready(response));
             }
+        }
+        if !self.edits_response {
+            return self.inner.call_within(exchange, None, "");
         }
         let vars = if self.keep_vars {
             exchange.vars.clone()
@@ -98,5 +105,76 @@ impl<F: Future<Output = Response<Body>>> Future for EditFuture<F> {
             filter.response(&mut response, this.vars);
         }
         Poll::Ready(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Request};
+
+    /// Marks the request, or the response, with its name.
+    struct Mark {
+        name: &'static str,
+        on_response: bool,
+    }
+
+    impl EditFilter for Mark {
+        fn request(&self, exchange: &mut Exchange) -> Result<(), Response<Body>> {
+            if !self.on_response {
+                let headers = exchange.request.headers_mut();
+                headers.append("x-in", HeaderValue::from_static(self.name));
+            }
+            Ok(())
+        }
+
+        fn response(&self, response: &mut Response<Body>, _: &Captures) {
+            if self.on_response {
+                let headers = response.headers_mut();
+                headers.append("x-out", HeaderValue::from_static(self.name));
+            }
+        }
+
+        fn edits_response(&self) -> bool {
+            self.on_response
+        }
+    }
+
+    fn mark(name: &'static str, on_response: bool) -> Filter {
+        Filter::Edit(Arc::new(Mark { name, on_response }))
+    }
+
+    /// The forwarder's stand-in: echoes the request's `x-in` values as `x-seen`.
+    fn echo() -> HttpService {
+        HttpService::from_fn(|exchange: Exchange| async move {
+            let mut response = Response::new(Body::Empty);
+            for value in exchange.request.headers().get_all("x-in") {
+                response.headers_mut().append("x-seen", value.clone());
+            }
+            response
+        })
+    }
+
+    async fn run(filters: &[Filter]) -> Response<Body> {
+        let exchange = Exchange::internal(Request::new(Body::Empty), "r".into());
+        chain(filters, echo()).handle(exchange).await
+    }
+
+    fn values(response: &Response<Body>, name: &str) -> Vec<String> {
+        let all = response.headers().get_all(name);
+        all.iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn request_only_runs_pass_straight_on_and_mixed_runs_keep_both_halves() {
+        let only = run(&[mark("a", false), mark("b", false)]).await;
+        assert_eq!(values(&only, "x-seen"), ["a", "b"]);
+        assert!(values(&only, "x-out").is_empty());
+
+        let mixed = run(&[mark("a", false), mark("b", true), mark("c", false)]).await;
+        assert_eq!(values(&mixed, "x-seen"), ["a", "c"]);
+        assert_eq!(values(&mixed, "x-out"), ["b"]);
     }
 }

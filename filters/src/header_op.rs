@@ -152,6 +152,10 @@ impl EditFilter for HeaderOp {
     fn needs_vars_on_response(&self) -> bool {
         self.side == Side::Response && self.value.as_ref().is_some_and(Template::has_vars)
     }
+
+    fn edits_response(&self) -> bool {
+        self.side == Side::Response
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ pub trait EditFilter: Send + Sync + 'static {
     fn needs_vars_on_response(&self) -> bool {
         false
     }
+
+    /// Whether [`EditFilter::response`] does anything. A run of filters that all answer
+    /// `false` hands the request on without waiting for the response (one future less per
+    /// request). The default is `true`; a filter that edits only the request overrides it.
+    fn edits_response(&self) -> bool {
+        true
+    }
 }
 
 /// A filter that wraps the rest of the chain, as a tower layer does.

@@ -66,4 +66,8 @@ impl EditFilter for LoadBalancer {
         exchange.balance = self.balance;
         Ok(())
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

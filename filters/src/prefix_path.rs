@@ -49,4 +49,8 @@ impl EditFilter for PrefixPath {
         );
         exchange.set_path(&path)
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

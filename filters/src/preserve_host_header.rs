@@ -39,4 +39,8 @@ impl EditFilter for PreserveHostHeader {
         exchange.preserve_host = true;
         Ok(())
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

@@ -78,4 +78,8 @@ impl EditFilter for RedirectTo {
         response.headers_mut().insert(header::LOCATION, location);
         Err(response)
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

@@ -56,4 +56,8 @@ impl EditFilter for RemoveRequestParameter {
         let kept = kept.join("&");
         exchange.set_query(Some(&kept))
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

@@ -68,6 +68,10 @@ impl EditFilter for RewritePath {
         }
         Ok(())
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -49,4 +49,8 @@ impl EditFilter for SetPath {
             exchange.set_path(&format!("/{path}"))
         }
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

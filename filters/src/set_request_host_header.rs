@@ -51,4 +51,8 @@ impl EditFilter for SetRequestHostHeader {
         exchange.preserve_host = true;
         Ok(())
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }

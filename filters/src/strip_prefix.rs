@@ -75,6 +75,10 @@ impl EditFilter for StripPrefix {
         }
         exchange.set_path(&after)
     }
+
+    fn edits_response(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
