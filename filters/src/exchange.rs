@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
@@ -36,7 +36,7 @@ pub struct Exchange {
     /// outside one). The balancer avoids them while others are healthy, and adds each instance
     /// it picks as it picks it, so that an attempt cut short (by a per-attempt timeout) still
     /// counts as tried.
-    pub tried_instances: Option<Arc<Mutex<Vec<Arc<str>>>>>,
+    pub tried_instances: Option<TriedInstances>,
     /// Raised by a time limit around this call ([`crate::HttpService::handle_within`]) when it
     /// cuts the call off, before the call is dropped: the forwarder then counts the attempt as
     /// a failure of the instance it was sent to. `None` outside any time limit.
@@ -67,6 +67,36 @@ impl CutOff {
     /// Whether this time limit, or one around it, cut the call off.
     pub fn is_raised(&self) -> bool {
         self.raised.load(Ordering::Acquire) || self.outer.as_ref().is_some_and(|o| o.is_raised())
+    }
+}
+
+/// The instances picked for the attempts of one request, shared by the attempts (a clone
+/// is the same list). Room for a fixed number of picks is made up front, in one allocation;
+/// picks past it are not recorded.
+#[derive(Debug, Clone)]
+pub struct TriedInstances(Arc<[OnceLock<Arc<str>>]>);
+
+impl TriedInstances {
+    /// A list with room for `attempts` picks.
+    pub fn new(attempts: usize) -> Self {
+        Self((0..attempts).map(|_| OnceLock::new()).collect())
+    }
+
+    /// Records a pick: the instance's key.
+    pub fn record(&self, key: &Arc<str>) {
+        if let Some(slot) = self.0.iter().find(|slot| slot.get().is_none()) {
+            let _ = slot.set(key.clone());
+        }
+    }
+
+    /// Whether the instance with `key` was picked already.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.iter().map_while(OnceLock::get).any(|k| &**k == key)
+    }
+
+    /// Whether no pick is recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.first().and_then(OnceLock::get).is_none()
     }
 }
 
@@ -147,5 +177,25 @@ impl Exchange {
             Some(&self.route_id),
             self.request_id,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_instances_are_shared_by_clones_and_bounded() {
+        let tried = TriedInstances::new(2);
+        let shared = tried.clone();
+        assert!(tried.is_empty());
+        shared.record(&Arc::from("a:1"));
+        assert!(!tried.is_empty());
+        assert!(tried.contains("a:1"));
+        assert!(!tried.contains("b:1"));
+        shared.record(&Arc::from("b:1"));
+        shared.record(&Arc::from("c:1")); // no room left: not recorded
+        assert!(tried.contains("b:1"));
+        assert!(!tried.contains("c:1"));
     }
 }

@@ -65,7 +65,7 @@ use std::sync::Arc;
 pub use body::{Body, BoxError, Lease, UpstreamBody};
 pub use chain::chain;
 pub use error::{error_response, json_response, ErrorBody};
-pub use exchange::{CutOff, Exchange};
+pub use exchange::{CutOff, Exchange, TriedInstances};
 pub use random::{random_below, random_u64};
 pub use replay::{read_replayable, Replay};
 pub use service::HttpService;

@@ -31,7 +31,7 @@ use crate::service::{BoxFuture, Erased};
 use crate::set_status::parse_status;
 use crate::{
     read_replayable, ArgError, Args, Body, Exchange, Filter, FilterContext, FilterFactory,
-    HttpService, LayerFilter, Replay, Shortcut, UpstreamFailure,
+    HttpService, LayerFilter, Replay, Shortcut, TriedInstances, UpstreamFailure,
 };
 
 /// Builds [`Retry`].
@@ -268,7 +268,7 @@ impl Attempts {
         // Shared by every attempt: the balancer records the instances it picks there.
         original
             .tried_instances
-            .get_or_insert_with(Default::default);
+            .get_or_insert_with(|| TriedInstances::new(policy.retries as usize + 1));
         let call = next.call_within(original.replay(body.clone()), policy.timeout, "");
         Self {
             policy,

@@ -16,7 +16,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Request, Uri};
-use weir_filters::{random_below, Body, Strategy};
+use weir_filters::{random_below, Body, Strategy, TriedInstances};
 
 use super::client::{HttpClient, PoolCache};
 use crate::config::{ActiveHealth, PassiveHealth, ServiceDef};
@@ -218,7 +218,7 @@ impl Service {
     pub fn pick(
         &self,
         strategy: Strategy,
-        avoid: &[Arc<str>],
+        avoid: Option<&TriedInstances>,
     ) -> Option<(Arc<Instance>, InFlight)> {
         let instances = self.instances.load();
         // The clock matters only while an instance is (or was, until its next success)
@@ -233,10 +233,10 @@ impl Service {
         };
         let chosen = self
             .pick_from(&instances, strategy, now, |i| {
-                !avoid.contains(&i.endpoint.key)
+                avoid.is_none_or(|avoid| !avoid.contains(&i.endpoint.key))
             })
             .or_else(|| {
-                if avoid.is_empty() {
+                if avoid.is_none_or(TriedInstances::is_empty) {
                     None
                 } else {
                     self.pick_from(&instances, strategy, now, |_| true)
@@ -508,7 +508,7 @@ mod tests {
     fn counts(s: &Service, strategy: Strategy, n: usize) -> Vec<usize> {
         let mut counts = vec![0; s.instances.load().len()];
         for _ in 0..n {
-            let (i, _guard) = s.pick(strategy, &[]).unwrap();
+            let (i, _guard) = s.pick(strategy, None).unwrap();
             let port = i.endpoint.authority.port_u16().unwrap() as usize;
             counts[port - 9000] += 1;
         }
@@ -532,9 +532,10 @@ mod tests {
         s.report(&first, true);
         assert_eq!(counts(&s, Strategy::RoundRobin, 10), vec![0, 10]);
         let s = service(&[1, 1]);
-        let avoid = vec![s.instances.load()[0].endpoint.key.clone()];
+        let avoid = TriedInstances::new(2);
+        avoid.record(&s.instances.load()[0].endpoint.key);
         for _ in 0..10 {
-            let (i, _) = s.pick(Strategy::RoundRobin, &avoid).unwrap();
+            let (i, _) = s.pick(Strategy::RoundRobin, Some(&avoid)).unwrap();
             assert_eq!(i.endpoint.authority.port_u16(), Some(9001));
         }
     }

@@ -230,18 +230,11 @@ impl Forwarder {
             Target::Balanced(service) => {
                 // Retries share the list of instances tried; the pick is recorded at once, so a
                 // retry avoids it even if this attempt is cut short before it answers.
-                let mut tried = exchange
-                    .tried_instances
-                    .as_ref()
-                    .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()));
-                let picked = service.pick(
-                    exchange.balance.strategy,
-                    tried.as_deref().map_or(&[][..], |v| &v[..]),
-                );
-                if let (Some(tried), Some((instance, _))) = (tried.as_mut(), &picked) {
-                    tried.push(instance.endpoint.key.clone());
+                let tried = exchange.tried_instances.as_ref();
+                let picked = service.pick(exchange.balance.strategy, tried);
+                if let (Some(tried), Some((instance, _))) = (tried, &picked) {
+                    tried.record(&instance.endpoint.key);
                 }
-                drop(tried);
                 match picked {
                     Some((instance, in_flight)) => (
                         instance.endpoint.clone(),
