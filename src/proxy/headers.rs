@@ -22,7 +22,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // `Connection`): removing every listed name blindly is a hash lookup each.
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -30,12 +30,17 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if present & 1 != 0 {
+        // `Connection` mostly says `keep-alive`, `close` or `upgrade`: options, or names of
+        // headers removed below anyway. Only other names are collected (and only then is a
+        // list allocated).
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|token| !token.is_empty() && !is_handled(token))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -46,6 +51,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+}
+
+/// The position of `name` in [`HOP_BY_HOP`]. Most names are ruled out by their length alone.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    let name = name.as_str();
+    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+        return None;
+    }
+    HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
+}
+
+/// Whether a `Connection` token needs no removal of its own: `close`, or a name in
+/// [`HOP_BY_HOP`] (removed with the others when present).
+fn is_handled(token: &str) -> bool {
+    token.eq_ignore_ascii_case("close")
+        || HOP_BY_HOP
+            .iter()
+            .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -61,6 +84,28 @@ mod tests {
         h.insert("te", "trailers".parse().unwrap());
         h.insert("upgrade", "h2c".parse().unwrap());
         h.insert("proxy-authorization", "Basic x".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_listed_name_is_found_by_its_length() {
+        for (i, hop) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(hop), Some(i), "{hop}");
+        }
+        assert_eq!(hop_by_hop_index(&header::CONTENT_LENGTH), None);
+        assert_eq!(hop_by_hop_index(&HeaderName::from_static("x-te")), None);
+    }
+
+    #[test]
+    fn connection_options_and_listed_names_in_any_case() {
+        let mut h = HeaderMap::new();
+        h.append("connection", "Keep-Alive, Close".parse().unwrap());
+        h.append("connection", "TE, x-Hop".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-hop", "1".parse().unwrap());
         h.insert("x-kept", "1".parse().unwrap());
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
