@@ -11,13 +11,19 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// A trie node: the routes registered exactly here, and the children by segment.
 #[derive(Default, Debug)]
 struct Node {
     routes: Vec<u32>,
-    children: HashMap<Box<str>, Node>,
+    children: HashMap<Box<str>, Node, Fnv>,
 }
+
+/// FNV hashes the short path segments about five times faster than the default SipHash.
+/// SipHash's resistance to collisions matters against keys an attacker inserts; these keys
+/// come from the config, and a request only looks them up.
+type Fnv = BuildHasherDefault<fnv::FnvHasher>;
 
 /// The index of one route table.
 #[derive(Default, Debug)]

@@ -1,5 +1,9 @@
 //! weir's own Prometheus metrics, served on the admin listener's `/metrics`.
 
+mod routes;
+
+pub use routes::method_label;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +16,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use weir_filters::circuit_breaker::breaker::Breaker;
@@ -70,8 +73,8 @@ pub struct QueueMetrics {
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<RouteLabels, Histogram>,
+    /// `weir_requests_total` and `weir_request_duration_seconds`.
+    routes: Arc<routes::RouteStatsSet>,
     reloads: Family<ReloadLabels, Counter>,
     last_reload_success: Gauge<f64, AtomicU64>,
     /// The async queue's metrics.
@@ -132,39 +135,11 @@ impl Collector for BreakerCollector {
     }
 }
 
-/// The method as a static label value.
-pub fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
-    }
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "weir_requests",
-            "Requests handled, by route, method and status",
-            requests.clone(),
-        );
-        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
-        );
-        registry.register(
-            "weir_request_duration_seconds",
-            "Time from receiving a request to sending its response headers, by route",
-            duration.clone(),
-        );
+        let routes = Arc::new(routes::RouteStatsSet::default());
+        registry.register_collector(Box::new(routes::RouteStatsCollector(routes.clone())));
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "weir_config_reloads",
@@ -211,8 +186,7 @@ impl Default for Metrics {
         let metrics = Self {
             queue,
             registry,
-            requests,
-            duration,
+            routes,
             reloads,
             last_reload_success,
         };
@@ -224,18 +198,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one answered request.
     pub fn record(&self, route: &Arc<str>, method: &Method, status: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method: method_label(method),
-                status,
-            })
-            .inc();
-        self.duration
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.routes.record(route, method, status, elapsed);
     }
 
     /// Counts a successful reload and records its time.
