@@ -91,6 +91,35 @@ impl Forwarder {
     }
 }
 
+/// `ip` as text in `buf`. IPv4, what almost every peer is, is written digit by digit: the
+/// formatting machinery costs several times more.
+fn write_ip(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    let IpAddr::V4(v4) = ip else {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as usize;
+        return &buf[..len];
+    };
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    &buf[..len]
+}
+
 fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(err);
     while let Some(e) = source {
@@ -125,19 +154,18 @@ impl Forwarder {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        let existing = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::to_str) {
-            Some(Ok(existing)) if trusted && !existing.trim().is_empty() => Some(existing),
-            _ => None,
+        // A peer's own X-Forwarded-* values count only when it is trusted: only then are
+        // they looked up.
+        let existing = match trusted.then(|| headers.get(&X_FORWARDED_FOR)).flatten() {
+            Some(value) => value.to_str().ok().filter(|v| !v.trim().is_empty()),
+            None => None,
         };
         let xff = match existing {
             Some(existing) => HeaderValue::from_str(&format!("{existing}, {peer}")),
             None => {
                 // The address alone, written on the stack: one allocation, the header's.
                 let mut text = [0u8; 48];
-                let mut cursor = std::io::Cursor::new(&mut text[..]);
-                let _ = write!(cursor, "{peer}");
-                let len = cursor.position() as usize;
-                HeaderValue::from_bytes(&text[..len])
+                HeaderValue::from_bytes(write_ip(peer, &mut text))
             }
         };
         if let Ok(v) = xff {
@@ -172,9 +200,9 @@ impl Forwarder {
         }
         // Like the others: a prefix claimed by a peer that is not trusted is dropped; a trusted
         // proxy's prefix is kept, with the one StripPrefix removed here after it.
-        let earlier = match headers.get(&X_FORWARDED_PREFIX) {
-            Some(v) if trusted => v.to_str().ok().map(str::to_string),
-            _ => None,
+        let earlier = match trusted.then(|| headers.get(&X_FORWARDED_PREFIX)).flatten() {
+            Some(v) => v.to_str().ok().map(str::to_string),
+            None => None,
         };
         let prefix = match (earlier, stripped_prefix) {
             (Some(earlier), Some(ours)) => Some(format!("{}{ours}", earlier.trim_end_matches('/'))),
@@ -480,5 +508,28 @@ impl Service<Exchange> for NoOp {
 
     fn call(&mut self, _: Exchange) -> Self::Future {
         std::future::ready(Ok(Response::new(Body::Empty)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut buf = [0u8; 48];
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "100.9.99.199",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "fe80::1:2:3:4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(write_ip(ip, &mut buf), ip.to_string().as_bytes());
+        }
     }
 }
