@@ -35,25 +35,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --quiet --bin weir
 WEIR=$PWD/target/release/weir
 rm -rf "$OUT"
-mkdir -p "$OUT" "$work/logs"
+mkdir -p "$OUT"
 
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$ORIGIN_PORT;
-    location / { return 200 "hello\n"; }
-  }
-}
-CONF
-"$NGINX" -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
+start_origin "$ORIGIN_PORT"
 
 origin="http://127.0.0.1:$ORIGIN_PORT"
 cat > "$work/routes.yaml" <<CONF

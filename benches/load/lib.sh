@@ -5,6 +5,10 @@
 #   ticks PID             the process's utime + stime, in clock ticks
 #   median N...           the median of the numbers
 #   to_us VALUE           a wrk latency (us, ms, s) in microseconds
+#   start_origin PORT [LOCATION...]
+#                         starts the origin: nginx ($NGINX, one worker, access log off)
+#                         answering "hello\n" on 127.0.0.1:PORT, with any extra location
+#                         blocks given, under $PIN when it is set; its pid goes to pids
 #
 # Sourcing it also makes a scratch directory, $work, and an array, pids, of processes to
 # kill on exit; both are cleaned up when the script ends.
@@ -35,6 +39,30 @@ median() {
 
 to_us() {
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1000000; printf "%.1f", n }'
+}
+
+start_origin() {
+  local port=$1
+  shift
+  mkdir -p "$work/origin"
+  cat > "$work/origin/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/origin/nginx.pid;
+error_log $work/origin/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$port;
+    $*
+    location / { return 200 "hello\n"; }
+  }
+}
+CONF
+  ${PIN:-} "${NGINX:-nginx}" -c "$work/origin/nginx.conf" -p "$work/origin" &
+  pids+=($!)
 }
 
 work=$(mktemp -d)

@@ -35,24 +35,7 @@ cargo build --release --quiet --bin weir
 WEIR=target/release/weir
 
 
-mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$ORIGIN_PORT;
-    location / { return 200 "hello\n"; }
-  }
-}
-CONF
-$PIN "$NGINX" -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
+start_origin "$ORIGIN_PORT"
 
 cat > "$work/routes.yaml" <<CONF
 server:

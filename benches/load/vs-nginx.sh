@@ -43,22 +43,6 @@ chmod 755 "$work" "$work/www"
 # The large body: 1 GiB, sparse on disk, served by the origin.
 truncate -s 1G "$work/www/big"
 
-cat > "$work/origin/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/origin/nginx.pid;
-error_log $work/origin/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$ORIGIN_PORT;
-    location = /big { root $work/www; }
-    location / { return 200 "hello\n"; }
-  }
-}
-CONF
 cat > "$work/proxy/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -97,8 +81,7 @@ gateway:
         - Path=/**
 CONF
 
-$PIN "$NGINX" -c "$work/origin/nginx.conf" -p "$work/origin" &
-pids+=($!)
+start_origin "$ORIGIN_PORT" "location = /big { root $work/www; }"
 $PIN "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
 pids+=($!)
 RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
