@@ -188,6 +188,20 @@ impl Erased for Guarded {
     }
 }
 
+/// A permit not yet handed to a call: given back unreported when dropped.
+struct Unused<'a> {
+    breaker: &'a Breaker,
+    permit: Option<Permit>,
+}
+
+impl Drop for Unused<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.cancel(permit);
+        }
+    }
+}
+
 /// A call the breaker permitted: tells the breaker how it went when it ends, and gives the
 /// permit back unreported if it is dropped first (the client went away mid-call).
 struct Recorded {
@@ -281,6 +295,12 @@ impl Inner {
             )
             .await;
         };
+        // Until the call holds it, the permit goes back if this future is dropped (the client
+        // went away while its body was being read).
+        let mut unused = Unused {
+            breaker: &self.breaker,
+            permit: Some(permit),
+        };
         let (call, template, body) = match read_replayable(
             std::mem::take(exchange.request.body_mut()),
             self.max_replay_body,
@@ -298,13 +318,13 @@ impl Inner {
                 (exchange, head, bytes::Bytes::new())
             }
             Replay::Failed => {
-                self.breaker.cancel(permit);
                 return exchange.error(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 );
             }
         };
+        unused.permit = None; // handed to the call
         let response = self.call(permit, call, next).await;
         if !self.failed(&response) {
             return response;
@@ -336,4 +356,68 @@ impl Inner {
 /// How long a timed call took; zero for one that was not timed.
 fn elapsed(started: Option<Instant>) -> Duration {
     started.map_or(Duration::ZERO, |at| at.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// A request body that never arrives.
+    struct Stalled;
+
+    impl http_body::Body for Stalled {
+        type Data = bytes::Bytes;
+        type Error = crate::BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, crate::BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    fn answer(status: StatusCode) -> HttpService {
+        HttpService::from_fn(move |_: Exchange| async move {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = status;
+            response
+        })
+    }
+
+    #[test]
+    fn a_half_open_probe_comes_back_when_the_client_leaves_mid_body() {
+        let breaker = Arc::new(Breaker::new(
+            "t",
+            Settings {
+                window: Window::Count(10),
+                minimum_calls: 1,
+                wait_in_open: Duration::ZERO,
+                half_open_calls: 1,
+                ..Settings::default()
+            },
+        ));
+        // One failed call opens it; with no wait, the next call is the one half-open probe.
+        let permit = breaker.try_acquire().unwrap();
+        breaker.record(permit, breaker.outcome(true, Duration::ZERO));
+        let inner = Arc::new(Inner {
+            breaker: breaker.clone(),
+            fallback: Some(answer(StatusCode::OK)),
+            status_codes: Vec::new(),
+            time_limit: None,
+            max_replay_body: 1024,
+        });
+        let request = http::Request::new(Body::boxed(Stalled));
+        let exchange = Exchange::internal(request, "r".into());
+        let (next, fallback) = (answer(StatusCode::OK), answer(StatusCode::OK));
+        let mut call = Box::pin(inner.run_with_fallback(exchange, &next, &fallback));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        drop(call);
+        assert!(
+            breaker.try_acquire().is_some(),
+            "the probe was not given back"
+        );
+    }
 }
