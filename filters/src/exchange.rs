@@ -76,10 +76,18 @@ impl CutOff {
 #[derive(Debug, Clone)]
 pub struct TriedInstances(Arc<[OnceLock<Arc<str>>]>);
 
+/// The most picks a [`TriedInstances`] keeps, whatever the number of attempts: past it, an
+/// attempt may go back to an instance tried before, as it must once all have been tried.
+pub const MAX_TRIED: usize = 16;
+
 impl TriedInstances {
-    /// A list with room for `attempts` picks.
+    /// A list with room for `attempts` picks, [`MAX_TRIED`] at most.
     pub fn new(attempts: usize) -> Self {
-        Self((0..attempts).map(|_| OnceLock::new()).collect())
+        Self(
+            (0..attempts.min(MAX_TRIED))
+                .map(|_| OnceLock::new())
+                .collect(),
+        )
     }
 
     /// Records a pick: the instance's key.
@@ -197,5 +205,10 @@ mod tests {
         shared.record(&Arc::from("c:1")); // no room left: not recorded
         assert!(tried.contains("b:1"));
         assert!(!tried.contains("c:1"));
+        // A huge retry count does not make a huge list.
+        assert_eq!(
+            TriedInstances::new(u32::MAX as usize + 1).0.len(),
+            MAX_TRIED
+        );
     }
 }

@@ -266,9 +266,9 @@ enum Step {
 impl Attempts {
     fn new(policy: Arc<Policy>, next: HttpService, mut original: Exchange, body: Bytes) -> Self {
         // Shared by every attempt: the balancer records the instances it picks there.
-        original
-            .tried_instances
-            .get_or_insert_with(|| TriedInstances::new(policy.retries as usize + 1));
+        original.tried_instances.get_or_insert_with(|| {
+            TriedInstances::new((policy.retries as usize).saturating_add(1))
+        });
         let call = next.call_within(original.replay(body.clone()), policy.timeout, "");
         Self {
             policy,
