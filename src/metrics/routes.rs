@@ -70,10 +70,12 @@ struct RouteStats {
     slots: [(AtomicU32, AtomicU64); SLOTS],
     /// Counts of the pairs that found no slot.
     overflow: Mutex<HashMap<u32, u64>>,
-    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    /// Observations per bucket (not cumulative); the last is `+Inf`. Their total is the
+    /// count, so a scrape always sees the two agree.
     buckets: [AtomicU64; BUCKETS.len() + 1],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+    /// The sum of the durations, in microseconds (in nanoseconds, a busy route with slow
+    /// responses would wrap it within months).
+    sum_micros: AtomicU64,
 }
 
 /// A method and status as one non-zero number.
@@ -92,8 +94,7 @@ impl RouteStats {
             slots: std::array::from_fn(|_| (AtomicU32::new(0), AtomicU64::new(0))),
             overflow: Mutex::new(HashMap::new()),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
         }
     }
 
@@ -105,8 +106,7 @@ impl RouteStats {
             .position(|&bound| nanos <= bound)
             .unwrap_or(BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.sum_micros.fetch_add(nanos / 1_000, Ordering::Relaxed);
     }
 
     /// Adds one to `key`'s count: the slot that has the key, or the first free one, probing
@@ -148,15 +148,16 @@ impl RouteStats {
     /// The histogram as prometheus-client encodes it: sum (seconds), count, and per-bucket
     /// counts with their upper bounds (`f64::MAX` for `+Inf`).
     fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let buckets = BUCKETS
+        let buckets: Vec<(f64, u64)> = BUCKETS
             .iter()
             .map(|&bound| bound as f64 / 1e9)
             .chain(std::iter::once(f64::MAX))
             .zip(&self.buckets)
             .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
             .collect();
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        (sum, self.count.load(Ordering::Relaxed), buckets)
+        let count = buckets.iter().map(|&(_, n)| n).sum();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, count, buckets)
     }
 }
 
@@ -214,10 +215,14 @@ pub(super) struct RouteStatsCollector(pub(super) Arc<RouteStatsSet>);
 impl Collector for RouteStatsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let routes = self.0.sorted();
+        // Like prometheus-client's own families: nothing at all until there is a sample.
+        if routes.is_empty() {
+            return Ok(());
+        }
         {
             let mut family = encoder.encode_descriptor(
                 "weir_requests",
-                "Requests handled, by route, method and status",
+                "Requests handled, by route, method and status.",
                 None,
                 MetricType::Counter,
             )?;
@@ -235,7 +240,7 @@ impl Collector for RouteStatsCollector {
         }
         let mut family = encoder.encode_descriptor(
             "weir_request_duration_seconds",
-            "Time from receiving a request to sending its response headers, by route",
+            "Time from receiving a request to sending its response headers, by route.",
             None,
             MetricType::Histogram,
         )?;
@@ -285,7 +290,7 @@ mod tests {
         stats.record(&Method::GET, 200, Duration::from_secs(100));
         let (sum, count, buckets) = stats.histogram();
         assert_eq!(count, 3);
-        assert!((sum - 100.001001).abs() < 1e-9);
+        assert!((sum - 100.001001).abs() < 1e-9, "{sum}");
         assert_eq!(buckets[0], (0.0005, 1));
         assert_eq!(buckets[1], (0.001, 1));
         assert_eq!(buckets[16], (f64::MAX, 1));
