@@ -30,16 +30,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if present & 1 != 0 {
-        // `Connection` mostly says `keep-alive`, `close` or `upgrade`: options, or names of
-        // headers removed below anyway. Only other names are collected (and only then is a
-        // list allocated).
+        // `Connection` mostly says `keep-alive`, `close` or `upgrade`: names removed below
+        // anyway, or of no header present. Only names of headers present are collected (and
+        // only then is a list allocated).
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|token| !token.is_empty() && !is_handled(token))
+            .filter(|token| !token.is_empty() && !is_listed(token) && headers.contains_key(*token))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
@@ -62,13 +62,12 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
 }
 
-/// Whether a `Connection` token needs no removal of its own: `close`, or a name in
-/// [`HOP_BY_HOP`] (removed with the others when present).
-fn is_handled(token: &str) -> bool {
-    token.eq_ignore_ascii_case("close")
-        || HOP_BY_HOP
-            .iter()
-            .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
+/// Whether a `Connection` token names a header in [`HOP_BY_HOP`] (removed with the others
+/// when present).
+fn is_listed(token: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -103,9 +102,10 @@ mod tests {
     fn connection_options_and_listed_names_in_any_case() {
         let mut h = HeaderMap::new();
         h.append("connection", "Keep-Alive, Close".parse().unwrap());
-        h.append("connection", "TE, x-Hop".parse().unwrap());
+        h.append("connection", "TE, x-Hop, not-present".parse().unwrap());
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert("x-hop", "1".parse().unwrap());
+        h.insert("close", "1".parse().unwrap()); // named by Connection: removed too
         h.insert("x-kept", "1".parse().unwrap());
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
