@@ -58,6 +58,27 @@ async fn a_get_to_a_flaky_upstream_always_succeeds() {
 }
 
 #[tokio::test]
+async fn retries_wait_their_backoff_and_then_succeed() {
+    let (b, gw) = retry_route(
+        "        retries: 3\n        backoff: { firstBackoff: 5ms, maxBackoff: 20ms, factor: 2 }",
+    )
+    .await;
+    b.cycle(vec![Mode::Status(502), Mode::Status(502), Mode::Ok]);
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        let resp = get(gw.addr, &format!("/backoff/{i}")).await;
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.text());
+        // Two retries: 5 ms, then 10 ms, of waiting at the least.
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(15),
+            "request {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(b.requests(), 15, "three attempts each");
+}
+
+#[tokio::test]
 async fn retries_run_out_and_the_last_failure_is_answered() {
     let (b, gw) = retry_route("        retries: 2\n        statuses: 503").await;
     b.set(Mode::Status(503));
