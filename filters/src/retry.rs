@@ -210,7 +210,7 @@ impl Erased for Retrying {
         let policy = &self.policy;
         if policy.retries == 0 || !policy.methods.contains(exchange.request.method()) {
             // Never retried: straight on, with nothing of this layer's in the way.
-            return self.next.call_within(exchange, policy.timeout, "");
+            return policy.attempt(&self.next, exchange);
         }
         if exchange.request.body().is_end_stream() {
             return Box::pin(Attempts::new(
@@ -228,7 +228,7 @@ impl Erased for Retrying {
                 Replay::Kept(body) => Attempts::new(policy, next, exchange, body).await,
                 Replay::TooLarge(body) => {
                     *exchange.request.body_mut() = body;
-                    next.call_within(exchange, policy.timeout, "").await
+                    policy.attempt(&next, exchange).await
                 }
                 Replay::Failed => exchange.error(
                     StatusCode::BAD_REQUEST,
@@ -269,7 +269,7 @@ impl Attempts {
         original.tried_instances.get_or_insert_with(|| {
             TriedInstances::new((policy.retries as usize).saturating_add(1))
         });
-        let call = next.call_within(original.replay(body.clone()), policy.timeout, "");
+        let call = policy.attempt(&next, original.replay(body.clone()));
         Self {
             policy,
             next,
@@ -281,12 +281,10 @@ impl Attempts {
         }
     }
 
+    /// The next attempt: a copy of the original sent on.
     fn call(&self) -> Step {
-        Step::Calling(self.next.call_within(
-            self.original.replay(self.body.clone()),
-            self.policy.timeout,
-            "",
-        ))
+        let copy = self.original.replay(self.body.clone());
+        Step::Calling(self.policy.attempt(&self.next, copy))
     }
 }
 
@@ -328,6 +326,11 @@ impl Future for Attempts {
 }
 
 impl Policy {
+    /// One attempt: `exchange` sent to the rest of the chain, within the per-attempt timeout.
+    fn attempt(&self, next: &HttpService, exchange: Exchange) -> BoxFuture {
+        next.call_within(exchange, self.timeout, "")
+    }
+
     /// The delay before retry number `attempt` (1-based).
     fn backoff(&self, attempt: u32, previous: Duration) -> Duration {
         let Some(first) = self.first_backoff else {
