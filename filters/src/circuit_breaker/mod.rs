@@ -178,7 +178,7 @@ impl Erased for Guarded {
                 async move { inner.run_with_fallback(exchange, &next, &fallback).await },
             );
         }
-        match self.inner.breaker.try_acquire() {
+        match self.inner.acquire() {
             Some(permit) => Box::pin(self.inner.call(permit, exchange, &self.next)),
             None => Box::pin(std::future::ready(exchange.error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -188,25 +188,24 @@ impl Erased for Guarded {
     }
 }
 
-/// A permit not yet handed to a call: given back unreported when dropped.
-struct Unused<'a> {
-    breaker: &'a Breaker,
+/// A permit from the breaker, until its call's outcome is recorded; given back unreported if
+/// dropped first (the client went away while its body was read, or mid-call).
+struct Held {
+    inner: Arc<Inner>,
     permit: Option<Permit>,
 }
 
-impl Drop for Unused<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
-            self.breaker.cancel(permit);
+            self.inner.breaker.cancel(permit);
         }
     }
 }
 
-/// A call the breaker permitted: tells the breaker how it went when it ends, and gives the
-/// permit back unreported if it is dropped first (the client went away mid-call).
+/// A call the breaker permitted: tells the breaker how it went when it ends.
 struct Recorded {
-    inner: Arc<Inner>,
-    permit: Option<Permit>,
+    held: Held,
     /// When the call started; read only when a slow-call threshold needs it.
     started: Option<Instant>,
     call: BoxFuture,
@@ -217,22 +216,16 @@ impl Future for Recorded {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
         let response = ready!(self.call.as_mut().poll(cx));
-        if let Some(permit) = self.permit.take() {
-            let breaker = &self.inner.breaker;
+        let this = &mut *self;
+        let held = &mut this.held;
+        if let Some(permit) = held.permit.take() {
+            let breaker = &held.inner.breaker;
             breaker.record(
                 permit,
-                breaker.outcome(self.inner.failed(&response), elapsed(self.started)),
+                breaker.outcome(held.inner.failed(&response), elapsed(this.started)),
             );
         }
         Poll::Ready(response)
-    }
-}
-
-impl Drop for Recorded {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.inner.breaker.cancel(permit);
-        }
     }
 }
 
@@ -259,13 +252,21 @@ fn reason(failure: Option<UpstreamFailure>, status: StatusCode) -> (&'static str
 }
 
 impl Inner {
-    /// Sends `exchange` on under `permit`.
-    fn call(self: &Arc<Self>, permit: Permit, exchange: Exchange, next: &HttpService) -> Recorded {
+    /// A permit for one call, unless the breaker is open (or half-open with no probe left).
+    fn acquire(self: &Arc<Self>) -> Option<Held> {
+        let permit = self.breaker.try_acquire()?;
+        Some(Held {
+            inner: self.clone(),
+            permit: Some(permit),
+        })
+    }
+
+    /// Sends `exchange` on under the permit `held`.
+    fn call(&self, held: Held, exchange: Exchange, next: &HttpService) -> Recorded {
         // Read the clock only when a slow-call threshold needs the call's duration.
         let started = self.breaker.times_calls().then(Instant::now);
         Recorded {
-            inner: self.clone(),
-            permit: Some(permit),
+            held,
             started,
             call: next.call_within(exchange, self.time_limit, "the time limit of "),
         }
@@ -285,7 +286,8 @@ impl Inner {
         next: &HttpService,
         fallback: &HttpService,
     ) -> Response<Body> {
-        let Some(permit) = self.breaker.try_acquire() else {
+        // Held across the body read too: if the client goes away meanwhile, it goes back.
+        let Some(held) = self.acquire() else {
             let message = format!("circuit breaker `{}` is open", self.breaker.name());
             return Self::to_fallback(
                 fallback,
@@ -294,12 +296,6 @@ impl Inner {
                 &message,
             )
             .await;
-        };
-        // Until the call holds it, the permit goes back if this future is dropped (the client
-        // went away while its body was being read).
-        let mut unused = Unused {
-            breaker: &self.breaker,
-            permit: Some(permit),
         };
         let (call, template, body) = match read_replayable(
             std::mem::take(exchange.request.body_mut()),
@@ -324,8 +320,7 @@ impl Inner {
                 );
             }
         };
-        unused.permit = None; // handed to the call
-        let response = self.call(permit, call, next).await;
+        let response = self.call(held, call, next).await;
         if !self.failed(&response) {
             return response;
         }
