@@ -5,6 +5,9 @@
 #   ticks PID             the process's utime + stime, in clock ticks
 #   median N...           the median of the numbers
 #   to_us VALUE           a wrk latency (us, ms, s) in microseconds
+#   wrk_round PID URL     one wrk round (--latency -t1 -c$CONNS -d$DURATION, under $PIN):
+#                         prints requests/s p50 p99 PID's-CPU-us-per-request errors
+#                         (latencies in wrk's units, e.g. 1.02ms; errors "none" or wrk's lines)
 #   start_origin PORT [LOCATION...]
 #                         starts the origin: nginx ($NGINX, one worker, access log off)
 #                         answering "hello\n" on 127.0.0.1:PORT, with any extra location
@@ -39,6 +42,20 @@ median() {
 
 to_us() {
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1000000; printf "%.1f", n }'
+}
+
+wrk_round() {
+  local before after out requests rps p50 p99 errors
+  before=$(ticks "$1")
+  out=$(${PIN:-} wrk --latency -t1 -c"$CONNS" -d"$DURATION" "$2")
+  after=$(ticks "$1")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="${errors:-none}" \
+    'BEGIN { printf "%s %s %s %.2f %s\n", rps, p50, p99, t / hz * 1e6 / n, e }'
 }
 
 start_origin() {

@@ -76,24 +76,9 @@ pids+=($weir_pid)
 wait_for "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 
-hz=$(getconf CLK_TCK)
-
-# round PORT [PATH]: prints requests/s p50 p99 weir-cpu-us-per-request errors (latencies in
-# wrk's units, e.g. 1.02ms).
+# round PORT [PATH]: requests/s p50 p99 weir-cpu-us-per-request errors (see wrk_round).
 round() {
-  local out before after
-  before=$(ticks "$weir_pid")
-  out=$($PIN wrk --latency -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1${2:-/}")
-  after=$(ticks "$weir_pid")
-  local rps p50 p99 errors requests
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
-  local cpu
-  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-  echo "$rps $p50 $p99 $cpu ${errors:-none}"
+  wrk_round "$weir_pid" "http://127.0.0.1:$1${2:-/}"
 }
 
 # Warm both paths (connection pools, page cache) before measuring.

@@ -94,22 +94,9 @@ for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT"; do wait_for "$port"; done
 nginx_master=$(cat "$work/proxy/nginx.pid")
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
 
-hz=$(getconf CLK_TCK)
-
-# round PORT PID: prints requests/s p50 p99 cpu-us-per-request errors
+# round PORT PID: requests/s p50 p99 cpu-us-per-request errors of the proxy PID (see wrk_round).
 round() {
-  local before after out
-  before=$(ticks "$2")
-  out=$($PIN wrk --latency -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1/")
-  after=$(ticks "$2")
-  local requests rps p50 p99 errors
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
-  awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="${errors:-none}" \
-    'BEGIN { printf "%s %s %s %.2f %s\n", rps, p50, p99, t / hz * 1e6 / n, e }'
+  wrk_round "$2" "http://127.0.0.1:$1/"
 }
 
 # Latency units from wrk (us, ms, s) to microseconds.
