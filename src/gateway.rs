@@ -301,13 +301,16 @@ impl GatewayBuilder {
         metrics
             .registry_mut()
             .register_collector(Box::new(BreakerCollector(resources.state.clone())));
+        let (unmatched, rejected): (Arc<str>, Arc<str>) = ("unmatched".into(), "rejected".into());
+        let route_ids = snapshot.table.routes().iter().map(|r| r.id.clone());
+        metrics.add_routes(route_ids.chain([unmatched.clone(), rejected.clone()]));
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             resources,
             next_request_id: AtomicU64::new(random_u64() >> 16),
-            unmatched: Arc::from("unmatched"),
-            rejected: Arc::from("rejected"),
+            unmatched,
+            rejected,
         });
         let reloader = Arc::new(Reloader::new(
             shared.clone(),

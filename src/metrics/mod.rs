@@ -201,6 +201,13 @@ impl Metrics {
         self.routes.record(route, method, status, elapsed);
     }
 
+    /// Makes room for these routes' request metrics before they serve (see
+    /// `routes::RouteStatsSet::add`); a route not given here still gets its metrics on its
+    /// first request.
+    pub fn add_routes(&self, routes: impl IntoIterator<Item = Arc<str>>) {
+        self.routes.add(routes);
+    }
+
     /// Counts a successful reload and records its time.
     pub fn reload_succeeded(&self) {
         self.reloads

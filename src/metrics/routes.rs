@@ -4,7 +4,8 @@
 //! A prometheus-client `Family` takes a read lock and hashes the labels with SipHash on every
 //! record, and its `Histogram` takes a write lock: two locks and two lookups per request,
 //! about 840 instructions. Here each route has a [`RouteStats`] of atomics, found in a map
-//! that is read without locking (`ArcSwap`) and written only when a route id is first seen.
+//! that is read without locking (`ArcSwap`) and copied only when a config brings new route
+//! ids.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -131,6 +132,11 @@ impl RouteStats {
         *overflow.entry(key).or_default() += 1;
     }
 
+    /// Whether any request was recorded.
+    fn answered(&self) -> bool {
+        self.buckets.iter().any(|n| n.load(Ordering::Relaxed) != 0)
+    }
+
     /// Every (key, count) with a count.
     fn counts(&self) -> Vec<(u32, u64)> {
         let mut counts: Vec<(u32, u64)> = self
@@ -185,22 +191,37 @@ impl RouteStatsSet {
         if let Some(stats) = self.routes.load().get(route) {
             return stats.record(method, status, elapsed);
         }
-        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
-        let mut routes = Map::clone(&self.routes.load());
-        let stats = routes
-            .entry(route.clone())
-            .or_insert_with(|| Arc::new(RouteStats::new()))
-            .clone();
-        self.routes.store(Arc::new(routes));
-        stats.record(method, status, elapsed);
+        // Only for a route [`RouteStatsSet::add`] was not told of.
+        self.add([route.clone()]);
+        if let Some(stats) = self.routes.load().get(route) {
+            stats.record(method, status, elapsed);
+        }
     }
 
-    /// The routes, sorted by id.
+    /// Makes room for `routes`, all in one copy of the map, so that their first requests
+    /// find it made. Called with a config's routes before they serve: a route first met by
+    /// a request would copy the map for itself, and a table of many new routes would copy
+    /// it once per route.
+    pub(super) fn add(&self, routes: impl IntoIterator<Item = Arc<str>>) {
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = Map::clone(&self.routes.load());
+        let before = map.len();
+        for route in routes {
+            map.entry(route)
+                .or_insert_with(|| Arc::new(RouteStats::new()));
+        }
+        if map.len() != before {
+            self.routes.store(Arc::new(map));
+        }
+    }
+
+    /// The routes that have answered a request, sorted by id.
     fn sorted(&self) -> Vec<(Arc<str>, Arc<RouteStats>)> {
         let mut routes: Vec<_> = self
             .routes
             .load()
             .iter()
+            .filter(|(_, stats)| stats.answered())
             .map(|(id, stats)| (id.clone(), stats.clone()))
             .collect();
         routes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -279,6 +300,31 @@ mod tests {
         assert_eq!(
             counts.iter().find(|&&(k, _)| unkey(k) == (9, 200)),
             Some(&(key(9, 200), 1))
+        );
+    }
+
+    #[test]
+    fn routes_made_ahead_show_once_answered_and_keep_their_counts() {
+        let set = RouteStatsSet::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        set.add([a.clone(), b.clone()]);
+        assert!(set.sorted().is_empty(), "no samples yet: nothing to show");
+        set.record(&a, &Method::GET, 200, Duration::ZERO);
+        set.record(&"late".into(), &Method::GET, 404, Duration::ZERO);
+        // A later config with the same route keeps its stats.
+        set.add([a.clone(), "c".into()]);
+        set.record(&a, &Method::GET, 200, Duration::ZERO);
+        let shown: Vec<_> = set
+            .sorted()
+            .into_iter()
+            .map(|(id, s)| (id, s.counts()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (a, vec![(key(0, 200), 2)]),
+                ("late".into(), vec![(key(0, 404), 1)]),
+            ]
         );
     }
 

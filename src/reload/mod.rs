@@ -270,6 +270,8 @@ impl Reloader {
         snapshot.config.metrics.listen = old.config.metrics.listen;
         snapshot.config.server.read_timeout = old.config.server.read_timeout;
         snapshot.config.reload.debounce = old.config.reload.debounce;
+        let route_ids = snapshot.table.routes().iter().map(|r| r.id.clone());
+        self.shared.metrics.add_routes(route_ids);
         let replaced = self.shared.snapshot.swap(Arc::new(snapshot));
         drop(previous);
         // Freeing a large table takes a while; the new one already serves, so do it aside.
