@@ -3,16 +3,17 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use pin_project::pin_project;
 use tokio::net::TcpListener;
@@ -29,8 +30,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// A listener's time limits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timeouts {
-    /// An HTTP/1 connection whose request head does not arrive whole within this is closed
-    /// (`server.read-timeout`, OpenFaaS's `read_timeout`).
+    /// An HTTP/1 connection whose next request head does not arrive whole within this of the
+    /// connection opening or of the previous response ending is closed
+    /// (`server.read-timeout`, OpenFaaS's `read_timeout`; see [`HeadWait`]).
     pub read: Option<Duration>,
     /// A request must be answered, its response written to the end, within this of its head
     /// arriving (`server.write-timeout`, OpenFaaS's `write_timeout`): a response head not ready
@@ -85,8 +87,13 @@ pub async fn serve_with<H, F>(
             };
             let framing = Arc::new(FramingLog::default());
             let io = Watched::new(stream, framing.clone());
+            let wait = timeouts.read.map(|_| Arc::new(HeadWait::new()));
+            let service_wait = wait.clone();
             let service = service_fn(move |request| {
                 let deadline = timeouts.write.map(|limit| Instant::now() + limit);
+                let busy = service_wait
+                    .as_ref()
+                    .map(|wait| wait.begin(request.version()));
                 let conn = Conn {
                     deadline,
                     framing: framing.next_request(),
@@ -95,21 +102,20 @@ pub async fn serve_with<H, F>(
                 let response = handler(request, conn);
                 async move {
                     let response = response.await;
-                    Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline)))
+                    Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
                 }
             });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            if let Some(limit) = timeouts.read {
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limit);
-            }
+            let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(io, service);
             tokio::pin!(connection);
-            // Runs the connection until it ends or shutdown starts. The shutdown signal is
-            // polled once to register, then only when it has changed: not on every wake-up of
-            // the connection.
+            // One timer for the read timeout, looked at only once it has fired.
+            let mut head_timer = std::pin::pin!(wait
+                .as_ref()
+                .zip(timeouts.read)
+                .map(|(wait, limit)| tokio::time::sleep_until(wait.opened + limit)));
+            // Runs the connection until it ends, its read timeout passes or shutdown starts.
+            // The shutdown signal and the timer are polled once to register, then only when
+            // they have changed: not on every wake-up of the connection.
             let probe = conn_shutdown.clone();
             let mut signal = conn_shutdown;
             let mut stop = std::pin::pin!(async move {
@@ -118,22 +124,46 @@ pub async fn serve_with<H, F>(
             let mut registered = false;
             let ended = std::future::poll_fn(|cx| {
                 if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Some(result));
+                    return Poll::Ready(Ended::Done(result));
+                }
+                if let (Some(wait), Some(limit)) = (&wait, timeouts.read) {
+                    let due = head_timer
+                        .as_ref()
+                        .as_pin_ref()
+                        .is_some_and(|timer| !registered || timer.is_elapsed());
+                    if due {
+                        match wait.look(Instant::now(), limit) {
+                            Look::TimedOut => return Poll::Ready(Ended::TimedOut),
+                            Look::Never => head_timer.set(None),
+                            Look::Later(at) => {
+                                if let Some(mut timer) = head_timer.as_mut().as_pin_mut() {
+                                    if timer.deadline() != at {
+                                        timer.as_mut().reset(at);
+                                    }
+                                    let _ = timer.poll(cx);
+                                }
+                            }
+                        }
+                    }
                 }
                 if !registered || probe.has_changed().unwrap_or(true) {
                     registered = true;
                     if stop.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
+                        return Poll::Ready(Ended::Stopping);
                     }
                 }
                 Poll::Pending
             })
             .await;
             let result = match ended {
-                Some(result) => result,
-                None => {
+                Ended::Done(result) => result,
+                Ended::Stopping => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
+                }
+                Ended::TimedOut => {
+                    tracing::debug!(peer = %peer, "no request head within server.read-timeout");
+                    return;
                 }
             };
             if let Err(e) = result {
@@ -148,23 +178,110 @@ pub async fn serve_with<H, F>(
     .await;
 }
 
-/// A response body cut off at its request's write deadline.
+/// How a connection's task ended.
+enum Ended {
+    /// The connection ended on its own.
+    Done(Result<(), BoxError>),
+    /// Shutdown started: finish what is in progress.
+    Stopping,
+    /// No request head came within `server.read-timeout`.
+    TimedOut,
+}
+
+/// What a connection's read timeout says when its timer fires.
+enum Look {
+    /// Idle for the whole limit: close the connection.
+    TimedOut,
+    /// Look again at this time.
+    Later(Instant),
+    /// An HTTP/2 connection: no head timeout.
+    Never,
+}
+
+/// One connection's `server.read-timeout`: the next request head must arrive whole within the
+/// limit of the connection opening or of the previous response ending.
+///
+/// hyper's own header timer allocates a timer and registers it for every request. This keeps
+/// one timer per connection, and looks at it only when it fires: a request marks the
+/// connection busy ([`Busy`]), the end of the last one notes the time, and the timer, when it
+/// fires, closes the connection or sets itself for the time the limit will next be reached.
+struct HeadWait {
+    /// Requests in progress (HTTP/2 runs several at once).
+    busy: AtomicU32,
+    /// When the connection last became idle, in nanoseconds after `opened`.
+    idle_since: AtomicU64,
+    /// Set by the first HTTP/2 request: an HTTP/2 connection has no head timeout.
+    h2: AtomicBool,
+    opened: Instant,
+}
+
+impl HeadWait {
+    fn new() -> Self {
+        Self {
+            busy: AtomicU32::new(0),
+            idle_since: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            opened: Instant::now(),
+        }
+    }
+
+    /// Marks the connection busy until the returned guard is dropped, with the response.
+    fn begin(self: &Arc<Self>, version: Version) -> Busy {
+        if version == Version::HTTP_2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    fn look(&self, now: Instant, limit: Duration) -> Look {
+        if self.h2.load(Ordering::Relaxed) {
+            return Look::Never;
+        }
+        if self.busy.load(Ordering::Acquire) > 0 {
+            return Look::Later(now + limit);
+        }
+        let idle_since =
+            self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
+        match idle_since.checked_add(limit) {
+            Some(deadline) if deadline > now => Look::Later(deadline),
+            _ => Look::TimedOut,
+        }
+    }
+}
+
+/// A request in progress on a connection with a read timeout; see [`HeadWait`].
+struct Busy(Arc<HeadWait>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let idle_since = u64::try_from(self.0.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.0.idle_since.store(idle_since, Ordering::Release);
+        }
+    }
+}
+
+/// A response body cut off at its request's write deadline. It holds its request's
+/// [`Busy`] mark: the connection waits for no head while it is written.
 #[pin_project]
 struct TimedBody {
     #[pin]
     body: Body,
     #[pin]
     deadline: Option<Sleep>,
+    _busy: Option<Busy>,
 }
 
 impl TimedBody {
     /// A body held in memory is written at once and needs no deadline (weir's own 504 for a
     /// late head among them); a streamed one gets it.
-    fn new(body: Body, deadline: Option<Instant>) -> Self {
+    fn new(body: Body, deadline: Option<Instant>, busy: Option<Busy>) -> Self {
         let streamed = matches!(body, Body::Incoming(_) | Body::Upstream(_) | Body::Boxed(_));
         Self {
             deadline: deadline.filter(|_| streamed).map(tokio::time::sleep_until),
             body,
+            _busy: busy,
         }
     }
 }

@@ -94,7 +94,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-For` is kept and appended to (`server.trusted-proxies`).
     pub trusted_proxies: Vec<IpNet>,
-    /// How long a client has to send a request's head (`server.read-timeout`); default 30 s.
+    /// How long a connection may wait for a whole request head, from its opening or the end of
+    /// the previous response (`server.read-timeout`); default 30 s.
     pub read_timeout: Option<Duration>,
     /// How long a request may take, from its head to the end of its response
     /// (`server.write-timeout`); default none.

@@ -272,3 +272,53 @@ async fn write_timeout_cuts_off_a_body_still_being_written() {
         "the body was cut off: {received} of {TOTAL} bytes arrived"
     );
 }
+
+const READ_TIMEOUT: &str = r#"
+server:
+  read-timeout: 300ms
+gateway:
+  routes:
+  - id: all
+    uri: http://${ORIGIN}
+"#;
+
+#[tokio::test]
+async fn read_timeout_spares_a_request_in_progress_and_closes_the_idle_connection_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_origin, gw) = origin_and_gateway(READ_TIMEOUT).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    // The upstream takes three read timeouts to answer: the connection is busy with a request
+    // all that time, not waiting for a head.
+    stream
+        .write_all(b"GET /delay/900 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("the response arrives")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Then no next head comes: the connection is closed once the read timeout has passed
+    // since the response ended, and not before.
+    let idle = std::time::Instant::now();
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection is closed");
+    assert!(
+        idle.elapsed() >= Duration::from_millis(250),
+        "closed {:?} after the response, before the read timeout",
+        idle.elapsed()
+    );
+}
