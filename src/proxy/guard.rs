@@ -174,18 +174,64 @@ pub fn check(parts: &mut Parts, raw: Option<Ambiguity>) -> Verdict {
                 "an HTTP/1.1 request must have a Host header",
             )
         }
-        None => {}
-        Some(host) => {
-            let valid = !host.is_empty()
-                && !host.as_bytes().contains(&b'@')
-                && http::uri::Authority::try_from(host.as_bytes()).is_ok();
-            if !valid {
-                return reject(StatusCode::BAD_REQUEST, "the Host header is not valid");
-            }
+        Some(host) if !valid_host(host.as_bytes()) => {
+            return reject(StatusCode::BAD_REQUEST, "the Host header is not valid");
         }
+        _ => {}
     }
     Verdict::Pass
 }
+
+/// Whether `host` is a valid `Host` value (RFC 9110 §7.2): `uri-host [ ":" port ]`, where
+/// the host is a bracketed IPv6 literal, or a name or IPv4 address of unreserved characters
+/// and sub-delimiters, and the port is at most five digits. Stricter than the URI grammar
+/// where a Host header has no use for it: no user info, no percent-encoding, no zone id.
+/// Checked in place: nothing is copied.
+fn valid_host(host: &[u8]) -> bool {
+    let (name_ok, port) = match host.strip_prefix(b"[") {
+        Some(literal) => {
+            let Some(close) = literal.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let address = &literal[..close];
+            let ok = address.contains(&b':')
+                && address
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+            (ok, &literal[close + 1..])
+        }
+        None => {
+            let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
+            let name = &host[..end];
+            let ok = !name.is_empty() && name.iter().all(|&b| HOST_NAME_BYTE[usize::from(b)]);
+            (ok, &host[end..])
+        }
+    };
+    name_ok
+        && match port {
+            [] => true,
+            [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+/// The bytes a host name may hold: RFC 3986's unreserved characters and sub-delimiters.
+const HOST_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let allowed = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < allowed.len() {
+        table[allowed[j] as usize] = true;
+        j += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -211,6 +257,46 @@ mod tests {
             verdict(get("/a").version(Version::HTTP_10).body(()).unwrap()),
             Verdict::Pass
         );
+    }
+
+    #[test]
+    fn host_values() {
+        for good in [
+            "x",
+            "a.example",
+            "a.example:8080",
+            "a.example:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "under_score.example",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "u@h",
+            "u:p@h",
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "h:1:2",
+            "h:80a",
+            "h:123456",
+            "a%2eexample",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::1]:8a",
+            "[fe80::1%25eth0]",
+            "[v1.x]",
+            "h\u{e9}",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
