@@ -333,10 +333,7 @@ impl PathPattern {
         let mut rest = Some(path);
         for seg in &self.segments {
             let Some(r) = rest else { return false };
-            let (current, next) = match r.find('/') {
-                Some(i) => (&r[..i], Some(&r[i + 1..])),
-                None => (r, None),
-            };
+            let (current, next) = split_segment(r);
             rest = next;
             let ok = match seg {
                 Segment::Literal(l) => l == current,
@@ -376,6 +373,16 @@ impl PathPattern {
                 true
             }
         }
+    }
+}
+
+/// The first segment of `path` (which has no leading `/`) and what follows its `/`, if
+/// one does. A plain byte loop: path segments are short, and `str::find`'s searcher costs
+/// more to set up than the scan.
+pub fn split_segment(path: &str) -> (&str, Option<&str>) {
+    match path.bytes().position(|b| b == b'/') {
+        Some(i) => (&path[..i], Some(&path[i + 1..])),
+        None => (path, None),
     }
 }
 

@@ -13,6 +13,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+use weir_predicates::path::split_segment;
+
 /// A trie node: the routes registered exactly here, and the children by segment.
 #[derive(Default, Debug)]
 struct Node {
@@ -83,8 +85,8 @@ impl RouteIndex {
             found.clear();
             let mut node = &self.root;
             found.extend_from_slice(&node.routes);
-            let rest = path.strip_prefix('/').unwrap_or(path);
-            for segment in rest.split('/') {
+            let mut rest = Some(path.strip_prefix('/').unwrap_or(path));
+            while let Some((segment, next)) = rest.map(split_segment) {
                 match node.children.get(segment) {
                     Some(child) => {
                         node = child;
@@ -92,6 +94,7 @@ impl RouteIndex {
                     }
                     None => break,
                 }
+                rest = next;
             }
             found.sort_unstable();
             found.dedup();
