@@ -43,10 +43,19 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Checks every byte and escape of `path`. Returns whether it holds a `%` and whether it holds
-/// a `;`.
-fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
-    let (mut percent, mut semicolon) = (false, false);
+/// What [`scan`] found in a path that it did not reject.
+struct Scanned {
+    /// A `%` escape.
+    percent: bool,
+    /// A `;`.
+    semicolon: bool,
+    /// A `/` followed by `.` or `/`: a possible dot segment or an empty one.
+    slash_dot_or_slash: bool,
+}
+
+/// Checks every byte and escape of `path`, and notes what normalising it must look at.
+fn scan(path: &[u8]) -> Result<Scanned, PathRejected> {
+    let (mut percent, mut semicolon, mut slash_dot_or_slash) = (false, false, false);
     // The byte the previous escape decoded to, when that escape came right before this one.
     let mut previous: Option<u8> = None;
     let mut i = 0;
@@ -87,6 +96,7 @@ fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
                 continue;
             }
             b';' => semicolon = true,
+            b'/' => slash_dot_or_slash |= matches!(path.get(i + 1), Some(b'.' | b'/')),
             b'\\' => {
                 return Err(PathRejected(
                     "the path has a backslash; write it as %5C if it is data",
@@ -105,7 +115,11 @@ fn scan(path: &[u8]) -> Result<(bool, bool), PathRejected> {
         previous = None;
         i += 1;
     }
-    Ok((percent, semicolon))
+    Ok(Scanned {
+        percent,
+        semicolon,
+        slash_dot_or_slash,
+    })
 }
 
 /// Whether `segment` (neither `.` nor `..` itself) would be a dot segment to an upstream that
@@ -158,8 +172,12 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathRejected> {
     if !path.starts_with('/') {
         return Ok(Cow::Borrowed(path));
     }
-    let (percent, semicolon) = scan(path.as_bytes())?;
-    if !percent && !semicolon && !path.contains("/.") && !path.contains("//") {
+    let Scanned {
+        percent,
+        semicolon,
+        slash_dot_or_slash,
+    } = scan(path.as_bytes())?;
+    if !percent && !semicolon && !slash_dot_or_slash {
         return Ok(Cow::Borrowed(path));
     }
     let decoded = if percent {
