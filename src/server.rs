@@ -105,7 +105,8 @@ pub async fn serve_with<H, F>(
                     Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().writev(false);
             let connection = builder.serve_connection_with_upgrades(io, service);
             tokio::pin!(connection);
             // One timer for the read timeout, looked at only once it has fired.
