@@ -3,10 +3,14 @@
 #   install CMD PACKAGE   installs PACKAGE from Debian when CMD is missing
 #   wait_for PORT         polls 127.0.0.1:PORT for up to 5 s
 #   ticks PID             the process's utime + stime, in clock ticks
+#   counts PID            the process's utime and stime (clock ticks) and the context
+#                         switches of all its threads, voluntary or not
 #   median N...           the median of the numbers
 #   to_us VALUE           a wrk latency (us, ms, s) in microseconds
 #   wrk_round PID URL     one wrk round (--latency -t1 -c$CONNS -d$DURATION, under $PIN):
-#                         prints requests/s p50 p99 PID's-CPU-us-per-request errors
+#                         prints requests/s p50 p99 PID's-CPU-us-per-request errors, then
+#                         the part of that CPU time spent in the kernel (us per request) and
+#                         PID's context switches per request
 #                         (latencies in wrk's units, e.g. 1.02ms; errors "none" or wrk's lines)
 #   start_origin PORT [LOCATION...]
 #                         starts the origin: nginx ($NGINX, one worker, access log off)
@@ -36,6 +40,12 @@ ticks() {
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+counts() {
+  local switches
+  switches=$(cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }')
+  awk -v s="$switches" '{print $14, $15, s}' "/proc/$1/stat"
+}
+
 median() {
   printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
@@ -45,17 +55,18 @@ to_us() {
 }
 
 wrk_round() {
-  local before after out requests rps p50 p99 errors
-  before=$(ticks "$1")
+  local u0 s0 c0 u1 s1 c1 out requests rps p50 p99 errors
+  read -r u0 s0 c0 < <(counts "$1")
   out=$(${PIN:-} wrk --latency -t1 -c"$CONNS" -d"$DURATION" "$2")
-  after=$(ticks "$1")
+  read -r u1 s1 c1 < <(counts "$1")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ' | tr -s ' ' '_')
-  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="${errors:-none}" \
-    'BEGIN { printf "%s %s %s %.2f %s\n", rps, p50, p99, t / hz * 1e6 / n, e }'
+  awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="${errors:-none}" \
+    'BEGIN { printf "%s %s %s %.2f %s %.2f %.2f\n", rps, p50, p99, (u + s) / hz * 1e6 / n, e, s / hz * 1e6 / n, c / n }'
 }
 
 start_origin() {

@@ -76,7 +76,7 @@ pids+=($weir_pid)
 wait_for "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 
-# round PORT [PATH]: requests/s p50 p99 weir-cpu-us-per-request errors (see wrk_round).
+# round PORT [PATH]: requests/s p50 p99 weir-cpu-us-per-request errors ... (see wrk_round).
 round() {
   wrk_round "$weir_pid" "http://127.0.0.1:$1${2:-/}"
 }
@@ -85,8 +85,8 @@ round() {
 $PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/plain/x" >/dev/null
 $PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/resilient/x" >/dev/null
 
-read -r d_rps d_p50 d_p99 _ d_err < <(round "$ORIGIN_PORT")
-read -r w_rps w_p50 w_p99 _ w_err < <(round "$WEIR_PORT")
+read -r d_rps d_p50 d_p99 _ d_err _ < <(round "$ORIGIN_PORT")
+read -r w_rps w_p50 w_p99 _ w_err _ < <(round "$WEIR_PORT")
 
 # The same round while the config file is rewritten every 100 ms, alternating between two
 # valid configs: hot reload must not fail a single request.
@@ -103,7 +103,7 @@ reload_loop() {
 touch "$work/reloading"
 reload_loop &
 reload_pid=$!
-read -r r_rps r_p50 r_p99 _ r_err < <(round "$WEIR_PORT")
+read -r r_rps r_p50 r_p99 _ r_err _ < <(round "$WEIR_PORT")
 rm -f "$work/reloading"
 wait "$reload_pid" 2>/dev/null || true
 reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
@@ -113,10 +113,10 @@ reloads=$(cat "$work/reloads" 2>/dev/null || echo 0)
 # are compared.
 plain=() resilient=() plain_cpu=() resilient_cpu=()
 for _ in $(seq 1 "$PAIRS"); do
-  read -r rps _ _ cpu err < <(round "$WEIR_PORT" /plain/x)
+  read -r rps _ _ cpu err _ < <(round "$WEIR_PORT" /plain/x)
   plain+=("$rps") plain_cpu+=("$cpu")
   [ "$err" = none ] || echo "plain round errors: $err" >&2
-  read -r rps _ _ cpu err < <(round "$WEIR_PORT" /resilient/x)
+  read -r rps _ _ cpu err _ < <(round "$WEIR_PORT" /resilient/x)
   resilient+=("$rps") resilient_cpu+=("$cpu")
   [ "$err" = none ] || echo "resilient round errors: $err" >&2
 done

@@ -10,6 +10,11 @@
 # /proc/PID/stat before and after each round. nginx runs with one worker, upstream keepalive,
 # keepalive_requests high and the access log off. Rounds alternate weir, nginx, weir, ...
 #
+# Each round also gives the part of that CPU time spent in the kernel and the proxy's context
+# switches per request (voluntary or not), and the CPU time per request left to the rest of
+# CPU 0 (the origin, wrk and the kernel): on a shared CPU, a proxy that is preempted more makes
+# everything else on it pay as well.
+#
 # Also measured: added latency at one connection (p50 vs calling the origin directly), idle RSS
 # with the embedded default config, RSS with 1,000 idle keep-alive client connections, and a
 # 1 GiB download streamed through each proxy against direct.
@@ -94,7 +99,8 @@ for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT"; do wait_for "$port"; done
 nginx_master=$(cat "$work/proxy/nginx.pid")
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
 
-# round PORT PID: requests/s p50 p99 cpu-us-per-request errors of the proxy PID (see wrk_round).
+# round PORT PID: requests/s p50 p99 cpu-us-per-request errors kernel-us-per-request
+# switches-per-request of the proxy PID (see wrk_round).
 round() {
   wrk_round "$2" "http://127.0.0.1:$1/"
 }
@@ -105,19 +111,23 @@ echo "warming up" >&2
 $PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$WEIR_PORT/" >/dev/null
 $PIN wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 
-declare -a w_rps w_p50 w_p99 w_cpu n_rps n_p50 n_p99 n_cpu
-printf '%-6s %-6s %12s %10s %10s %12s  %s\n' round proxy "requests/s" p50 p99 "cpu us/req" errors
+declare -a w_rps w_p50 w_p99 w_cpu w_sys w_cs n_rps n_p50 n_p99 n_cpu n_sys n_cs
+printf '%-6s %-6s %12s %10s %10s %12s %12s %9s  %s\n' round proxy "requests/s" p50 p99 "cpu us/req" "kernel us" switches errors
 for i in $(seq 1 "$ROUNDS"); do
-  read -r rps p50 p99 cpu err < <(round "$WEIR_PORT" "$weir_pid")
-  printf '%-6s %-6s %12s %10s %10s %12s  %s\n' "$i" weir "$rps" "$p50" "$p99" "$cpu" "$err"
+  read -r rps p50 p99 cpu err sys cs < <(round "$WEIR_PORT" "$weir_pid")
+  printf '%-6s %-6s %12s %10s %10s %12s %12s %9s  %s\n' "$i" weir "$rps" "$p50" "$p99" "$cpu" "$sys" "$cs" "$err"
   w_rps+=("$rps"); w_p50+=("$(to_us "$p50")"); w_p99+=("$(to_us "$p99")"); w_cpu+=("$cpu")
-  read -r rps p50 p99 cpu err < <(round "$NGINX_PORT" "$nginx_worker")
-  printf '%-6s %-6s %12s %10s %10s %12s  %s\n' "$i" nginx "$rps" "$p50" "$p99" "$cpu" "$err"
+  w_sys+=("$sys"); w_cs+=("$cs")
+  read -r rps p50 p99 cpu err sys cs < <(round "$NGINX_PORT" "$nginx_worker")
+  printf '%-6s %-6s %12s %10s %10s %12s %12s %9s  %s\n' "$i" nginx "$rps" "$p50" "$p99" "$cpu" "$sys" "$cs" "$err"
   n_rps+=("$rps"); n_p50+=("$(to_us "$p50")"); n_p99+=("$(to_us "$p99")"); n_cpu+=("$cpu")
+  n_sys+=("$sys"); n_cs+=("$cs")
 done
 
 wr=$(median "${w_rps[@]}"); nr=$(median "${n_rps[@]}")
 wc=$(median "${w_cpu[@]}"); nc=$(median "${n_cpu[@]}")
+ws=$(median "${w_sys[@]}"); ns=$(median "${n_sys[@]}")
+wx=$(median "${w_cs[@]}"); nx=$(median "${n_cs[@]}")
 w99=$(median "${w_p99[@]}"); n99=$(median "${n_p99[@]}")
 w50=$(median "${w_p50[@]}"); n50=$(median "${n_p50[@]}")
 
@@ -161,6 +171,12 @@ echo "rounds: $ROUNDS x $DURATION per proxy, interleaved; wrk -t1 -c$CONNS; medi
 printf '%-22s %12s %12s %10s\n' "" weir nginx weir/nginx
 awk -v w="$wr" -v n="$nr" 'BEGIN { printf "%-22s %12.0f %12.0f %10.2f\n", "requests/s", w, n, w / n }'
 awk -v w="$wc" -v n="$nc" 'BEGIN { printf "%-22s %12.2f %12.2f %10.2f\n", "cpu us per request", w, n, w / n }'
+awk -v w="$ws" -v n="$ns" 'BEGIN { printf "%-22s %12.2f %12.2f %10.2f\n", "  of which kernel", w, n, w / n }'
+awk -v w="$wx" -v n="$nx" 'BEGIN { printf "%-22s %12.2f %12.2f %10.2f\n", "switches per request", w, n, w / n }'
+# CPU 0 is saturated during a round: all it ran cost 1/rps per request; what the proxy did not
+# use went to the origin, wrk and the kernel work charged to neither.
+awk -v w="$wr" -v n="$nr" -v wc="$wc" -v nc="$nc" 'BEGIN {
+  printf "%-22s %12.2f %12.2f %10.2f\n", "rest of CPU 0, us/req", 1e6 / w - wc, 1e6 / n - nc, (1e6 / w - wc) / (1e6 / n - nc) }'
 awk -v w="$w50" -v n="$n50" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p50 latency (us)", w, n, w / n }'
 awk -v w="$w99" -v n="$n99" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p99 latency (us)", w, n, w / n }'
 echo
