@@ -47,6 +47,8 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+/// How many `X-Forwarded-*` headers the forwarder may add.
+const X_FORWARDED_COUNT: usize = 5;
 
 /// Where a forwarder sends requests.
 pub enum Target {
@@ -147,6 +149,9 @@ impl Forwarder {
         let original_host = request.headers().get(header::HOST).cloned();
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
+        // Room for the X-Forwarded-* headers below: a parsed head's map has none to spare, and
+        // growing it once per insert rehashes it each time.
+        headers.reserve(X_FORWARDED_COUNT);
 
         let peer = client.ip();
         let trusted = weir_predicates::remote_addr::contains(&self.trusted_proxies, peer);
