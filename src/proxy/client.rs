@@ -229,6 +229,7 @@ impl Client {
             .await
             .map_err(ClientError::Connect)?;
         let (sender, driver) = http1::Builder::new()
+            .writev(false)
             .handshake(io)
             .await
             .map_err(|e| ClientError::Connect(e.into()))?;
