@@ -142,6 +142,7 @@ direct_bps=$(speed "$ORIGIN_PORT")
 weir_bps=$(speed "$WEIR_PORT")
 nginx_bps=$(speed "$NGINX_PORT")
 peak_stream_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
+nginx_peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$nginx_worker/status")
 
 # Memory: idle with the embedded default config, then with 1,000 idle keep-alive clients.
 RUST_LOG=warn WEIR_LISTEN=127.0.0.1:18193 WEIR_ADMIN_LISTEN=127.0.0.1:19193 \
@@ -179,10 +180,11 @@ awk -v w="$wr" -v n="$nr" -v wc="$wc" -v nc="$nc" 'BEGIN {
   printf "%-22s %12.2f %12.2f %10.2f\n", "rest of CPU 0, us/req", 1e6 / w - wc, 1e6 / n - nc, (1e6 / w - wc) / (1e6 / n - nc) }'
 awk -v w="$w50" -v n="$n50" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p50 latency (us)", w, n, w / n }'
 awk -v w="$w99" -v n="$n99" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "p99 latency (us)", w, n, w / n }'
+awk -v w="$peak_stream_kib" -v n="$nginx_peak_kib" 'BEGIN { printf "%-22s %12.1f %12.1f %10.2f\n", "peak RSS (MiB)", w / 1024, n / 1024, w / n }'
 echo
 echo "1 connection, p50: direct ${direct_p50} us, through weir ${weir_p50} us (added $(awk -v a="$weir_p50" -v b="$direct_p50" 'BEGIN { printf "%.1f", a - b }') us)"
 awk -v d="$direct_bps" -v w="$weir_bps" -v n="$nginx_bps" 'BEGIN {
   printf "1 GiB download: direct %.0f MiB/s, weir %.0f MiB/s (%.0f%%), nginx %.0f MiB/s (%.0f%%)\n", d/1048576, w/1048576, w*100/d, n/1048576, n*100/d }'
-echo "weir peak RSS after the rounds and the 1 GiB download: $((peak_stream_kib / 1024)) MiB"
+echo "peak RSS: after the rounds and the 1 GiB download; nginx's is its worker's"
 echo "weir idle RSS (embedded default config): $((idle_kib / 1024)) MiB ($idle_kib KiB)"
 echo "weir RSS with 1,000 idle keep-alive connections: $((conns_kib / 1024)) MiB ($conns_kib KiB)"
