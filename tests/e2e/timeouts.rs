@@ -221,18 +221,16 @@ gateway:
     b.release();
 }
 
-const WRITE_TIMEOUT: &str = r#"
-server:
-  write-timeout: 400ms
-gateway:
-  routes:
-  - id: all
-    uri: http://${ORIGIN}
-"#;
+/// One route to the origin, with `setting` under `server:`.
+fn with_server_setting(setting: &str) -> String {
+    format!("server:\n  {setting}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{ORIGIN}}\n")
+}
+
+const WRITE_TIMEOUT: &str = "write-timeout: 400ms";
 
 #[tokio::test]
 async fn write_timeout_answers_504_when_the_response_head_is_late() {
-    let (origin, gw) = origin_and_gateway(WRITE_TIMEOUT).await;
+    let (origin, gw) = origin_and_gateway(&with_server_setting(WRITE_TIMEOUT)).await;
     let resp = get(gw.addr, "/delay/3000").await;
     assert_error_body(&resp, 504, "/delay/3000", Some("all"));
     assert_eq!(origin.requests(), 1);
@@ -243,7 +241,7 @@ async fn write_timeout_answers_504_when_the_response_head_is_late() {
 #[tokio::test]
 async fn write_timeout_cuts_off_a_body_still_being_written() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_origin, gw) = origin_and_gateway(WRITE_TIMEOUT).await;
+    let (_origin, gw) = origin_and_gateway(&with_server_setting(WRITE_TIMEOUT)).await;
     const TOTAL: usize = 200 * 1024 * 1024;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     stream
@@ -273,19 +271,10 @@ async fn write_timeout_cuts_off_a_body_still_being_written() {
     );
 }
 
-const READ_TIMEOUT: &str = r#"
-server:
-  read-timeout: 300ms
-gateway:
-  routes:
-  - id: all
-    uri: http://${ORIGIN}
-"#;
-
 #[tokio::test]
 async fn read_timeout_spares_a_request_in_progress_and_closes_the_idle_connection_after() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_origin, gw) = origin_and_gateway(READ_TIMEOUT).await;
+    let (_origin, gw) = origin_and_gateway(&with_server_setting("read-timeout: 300ms")).await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     // The upstream takes three read timeouts to answer: the connection is busy with a request
     // all that time, not waiting for a head.
