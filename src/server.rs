@@ -3,13 +3,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -89,14 +89,13 @@ pub async fn serve_with<H, F>(
             let io = Watched::new(stream, framing.clone());
             let wait = timeouts.read.map(|_| Arc::new(HeadWait::new()));
             let service_wait = wait.clone();
+            let service_framing = framing.clone();
             let service = service_fn(move |request| {
                 let deadline = timeouts.write.map(|limit| Instant::now() + limit);
-                let busy = service_wait
-                    .as_ref()
-                    .map(|wait| wait.begin(request.version()));
+                let busy = service_wait.as_ref().map(HeadWait::begin);
                 let conn = Conn {
                     deadline,
-                    framing: framing.next_request(),
+                    framing: service_framing.next_request(),
                     ..conn
                 };
                 let response = handler(request, conn);
@@ -113,19 +112,22 @@ pub async fn serve_with<H, F>(
             let mut head_timer = std::pin::pin!(wait
                 .as_ref()
                 .zip(timeouts.read)
-                .map(|(wait, limit)| tokio::time::sleep_until(wait.opened + limit)));
-            // Runs the connection until it ends, its read timeout passes or shutdown starts.
-            // The shutdown signal and the timer are polled once to register, then only when
-            // they have changed: not on every wake-up of the connection.
+                .and_then(|(wait, limit)| wait.opened.checked_add(limit))
+                .map(tokio::time::sleep_until));
+            // Runs the connection until it ends or its read timeout passes; when shutdown
+            // starts, asks it to finish what is in progress and goes on. The shutdown signal
+            // and the timer are polled once to register, then only when they have changed:
+            // not on every wake-up of the connection.
             let probe = conn_shutdown.clone();
             let mut signal = conn_shutdown;
             let mut stop = std::pin::pin!(async move {
                 let _ = signal.wait_for(|stop| *stop).await;
             });
             let mut registered = false;
+            let mut stopping = false;
             let ended = std::future::poll_fn(|cx| {
                 if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Ended::Done(result));
+                    return Poll::Ready(Some(result));
                 }
                 if let (Some(wait), Some(limit)) = (&wait, timeouts.read) {
                     let due = head_timer
@@ -133,39 +135,39 @@ pub async fn serve_with<H, F>(
                         .as_pin_ref()
                         .is_some_and(|timer| !registered || timer.is_elapsed());
                     if due {
-                        match wait.look(Instant::now(), limit) {
-                            Look::TimedOut => return Poll::Ready(Ended::TimedOut),
+                        match wait.look(Instant::now(), limit, framing.is_http2()) {
+                            Look::TimedOut => return Poll::Ready(None),
                             Look::Never => head_timer.set(None),
                             Look::Later(at) => {
                                 if let Some(mut timer) = head_timer.as_mut().as_pin_mut() {
                                     if timer.deadline() != at {
                                         timer.as_mut().reset(at);
                                     }
-                                    let _ = timer.poll(cx);
+                                    // Unconstrained: with the task's budget spent by the
+                                    // connection, a plain poll would register no waker, and
+                                    // the timer would fire unheard.
+                                    let _ =
+                                        Pin::new(&mut tokio::task::unconstrained(timer)).poll(cx);
                                 }
                             }
                         }
                     }
                 }
-                if !registered || probe.has_changed().unwrap_or(true) {
+                if !stopping && (!registered || probe.has_changed().unwrap_or(true)) {
                     registered = true;
                     if stop.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Ended::Stopping);
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                        // The connection may be done now: look again at once.
+                        cx.waker().wake_by_ref();
                     }
                 }
                 Poll::Pending
             })
             .await;
-            let result = match ended {
-                Ended::Done(result) => result,
-                Ended::Stopping => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-                Ended::TimedOut => {
-                    tracing::debug!(peer = %peer, "no request head within server.read-timeout");
-                    return;
-                }
+            let Some(result) = ended else {
+                tracing::debug!(peer = %peer, "no request head within server.read-timeout");
+                return;
             };
             if let Err(e) = result {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
@@ -179,23 +181,13 @@ pub async fn serve_with<H, F>(
     .await;
 }
 
-/// How a connection's task ended.
-enum Ended {
-    /// The connection ended on its own.
-    Done(Result<(), BoxError>),
-    /// Shutdown started: finish what is in progress.
-    Stopping,
-    /// No request head came within `server.read-timeout`.
-    TimedOut,
-}
-
 /// What a connection's read timeout says when its timer fires.
 enum Look {
     /// Idle for the whole limit: close the connection.
     TimedOut,
     /// Look again at this time.
     Later(Instant),
-    /// An HTTP/2 connection: no head timeout.
+    /// An HTTP/2 connection, or a limit too large to reach: no head timeout.
     Never,
 }
 
@@ -206,13 +198,13 @@ enum Look {
 /// one timer per connection, and looks at it only when it fires: a request marks the
 /// connection busy ([`Busy`]), the end of the last one notes the time, and the timer, when it
 /// fires, closes the connection or sets itself for the time the limit will next be reached.
+/// A request is done with when its response has ended: a client still sending the body of a
+/// request answered early has the limit to finish it.
 struct HeadWait {
     /// Requests in progress (HTTP/2 runs several at once).
     busy: AtomicU32,
     /// When the connection last became idle, in nanoseconds after `opened`.
     idle_since: AtomicU64,
-    /// Set by the first HTTP/2 request: an HTTP/2 connection has no head timeout.
-    h2: AtomicBool,
     opened: Instant,
 }
 
@@ -221,32 +213,31 @@ impl HeadWait {
         Self {
             busy: AtomicU32::new(0),
             idle_since: AtomicU64::new(0),
-            h2: AtomicBool::new(false),
             opened: Instant::now(),
         }
     }
 
     /// Marks the connection busy until the returned guard is dropped, with the response.
-    fn begin(self: &Arc<Self>, version: Version) -> Busy {
-        if version == Version::HTTP_2 {
-            self.h2.store(true, Ordering::Relaxed);
-        }
+    fn begin(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
         Busy(self.clone())
     }
 
-    fn look(&self, now: Instant, limit: Duration) -> Look {
-        if self.h2.load(Ordering::Relaxed) {
+    /// What to do when the timer fires at `now`; `http2` says the connection opened with
+    /// HTTP/2's preface (HTTP/2 has no request heads to time).
+    fn look(&self, now: Instant, limit: Duration, http2: bool) -> Look {
+        if http2 {
             return Look::Never;
         }
         if self.busy.load(Ordering::Acquire) > 0 {
-            return Look::Later(now + limit);
+            return now.checked_add(limit).map_or(Look::Never, Look::Later);
         }
         let idle_since =
             self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
         match idle_since.checked_add(limit) {
             Some(deadline) if deadline > now => Look::Later(deadline),
-            _ => Look::TimedOut,
+            Some(_) => Look::TimedOut,
+            None => Look::Never,
         }
     }
 }

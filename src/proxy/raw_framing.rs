@@ -16,7 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -39,6 +39,8 @@ pub struct FramingLog {
     kind: AtomicU8,
     /// Requests handed to the service so far.
     served: AtomicU64,
+    /// The connection opened with HTTP/2's preface (prior knowledge).
+    http2: AtomicBool,
 }
 
 impl FramingLog {
@@ -53,6 +55,11 @@ impl FramingLog {
             1 => Some(Ambiguity::LengthAndEncoding),
             _ => Some(Ambiguity::RepeatedLength),
         }
+    }
+
+    /// Whether the connection opened with HTTP/2's preface: it has no HTTP/1 heads to time.
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
     }
 
     fn record(&self, index: u64, ambiguity: Ambiguity) {
@@ -202,6 +209,7 @@ impl Scanner {
                 (self.lengths, self.encodings, self.length) = (0, 0, 0);
                 self.state = if self.heads == 1 && start.starts_with(b"PRI * HTTP/2") {
                     // HTTP/2 with prior knowledge: hyper parses its frames itself.
+                    log.http2.store(true, Ordering::Relaxed);
                     State::Off
                 } else {
                     rest(LineOf::Header)
@@ -492,6 +500,24 @@ mod tests {
             let wire =
                 format!("{wire}POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
             assert_eq!(verdicts(&wire, 3, 2), [None, None], "{wire:?}");
+        }
+    }
+
+    #[test]
+    fn the_http2_preface_marks_the_connection() {
+        for (wire, http2) in [
+            ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\n",
+                false,
+            ),
+        ] {
+            let log = FramingLog::default();
+            let mut scanner = Scanner::default();
+            for read in wire.as_bytes().chunks(4) {
+                scanner.scan(read, &log);
+            }
+            assert_eq!(log.is_http2(), http2, "{wire:?}");
         }
     }
 

@@ -311,3 +311,32 @@ async fn read_timeout_spares_a_request_in_progress_and_closes_the_idle_connectio
         idle.elapsed()
     );
 }
+
+#[tokio::test]
+async fn read_timeout_spares_an_http2_connection_that_has_not_sent_a_request_yet() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_origin, gw) = origin_and_gateway(&with_server_setting("read-timeout: 200ms")).await;
+    let mut h2 = TcpStream::connect(gw.addr).await.unwrap();
+    // The prior-knowledge preface and an empty SETTINGS frame: an HTTP/2 connection opened
+    // ahead of its first request, as client pools do.
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    // An HTTP/1 connection that sends nothing, opened at the same time, for comparison.
+    let mut h1 = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let closed = tokio::time::timeout(WAIT, h1.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the silent HTTP/1 connection is closed"
+    );
+    // By now the HTTP/2 connection has been silent for longer than the limit too; it is still
+    // open: reading finds the server's frames and then nothing, not the end of the stream.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), h2.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(n)) => assert!(n > 0, "the HTTP/2 connection was closed"),
+            Ok(Err(e)) => panic!("the HTTP/2 connection failed: {e}"),
+        }
+    }
+}
