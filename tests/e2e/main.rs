@@ -25,5 +25,6 @@ mod resilience_reload;
 mod retry;
 mod routing;
 mod secrets;
+mod shutdown;
 mod streaming;
 mod timeouts;

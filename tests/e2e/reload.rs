@@ -224,24 +224,10 @@ async fn refresh_endpoint_reports_a_broken_file() {
 async fn sighup_reloads_the_real_binary() {
     let path = scratch_dir("sighup").join("routes.yaml");
     std::fs::write(&path, config(201, "1h")).unwrap();
-    let weir = spawn_weir(
-        &[
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let weir = spawn_weir_on(&path);
     // The debounce is an hour: only the signal can make this change take effect.
     std::fs::write(&path, config(208, "1h")).unwrap();
-    let kill = std::process::Command::new("kill")
-        .args(["-HUP", &weir.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success());
+    weir.signal("HUP");
     eventually_status(weir.addr, 208).await;
     assert_eq!(config_status(weir.admin).await["version"], 2);
 }

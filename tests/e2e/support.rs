@@ -748,6 +748,32 @@ impl WeirProcess {
     }
 }
 
+impl WeirProcess {
+    /// Sends the process `signal` (a name `kill` knows: `TERM`, `HUP`, ...).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits, polling for at most [`WAIT`], for the process to exit; its exit status.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for weir") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "weir did not exit within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 impl Drop for WeirProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -758,6 +784,22 @@ impl Drop for WeirProcess {
 fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
     let at = line.find(marker)? + marker.len();
     line[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Starts `weir --config CONFIG` on ephemeral 127.0.0.1 ports (see [`spawn_weir`]).
+pub fn spawn_weir_on(config: &std::path::Path) -> WeirProcess {
+    let config = config.to_str().expect("a UTF-8 path");
+    spawn_weir(
+        &[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
 }
 
 /// Starts `weir ARGS` and waits (bounded) until it logs both listening lines.
