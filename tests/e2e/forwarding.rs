@@ -289,3 +289,30 @@ async fn methods_and_bodies_pass_through() {
     assert_eq!(resp.status.as_u16(), 418);
     assert_eq!(resp.echoed_uri(), "/status/418");
 }
+
+#[tokio::test]
+async fn an_http2_request_with_prior_knowledge_is_served_and_forwarded_as_http1() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
+    let h2: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let uri: http::Uri = format!("http://{}/h2/items?x=1", gw.addr).parse().unwrap();
+    let resp = tokio::time::timeout(WAIT, h2.get(uri))
+        .await
+        .expect("an answer")
+        .expect("an HTTP/2 exchange");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // The upstream gets an HTTP/1.1 request in origin form, its Host from :authority.
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["uri"], "/h2/items?x=1");
+    let host = gw.addr.to_string();
+    assert_eq!(echo["headers"]["x-forwarded-host"][0], host.as_str());
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "http");
+}
