@@ -107,8 +107,8 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Opens the queue: the embedded one at once; for NATS, connects (retrying until the server
-    /// answers) and creates the stream if it does not exist.
+    /// Opens the queue: the embedded one at once; for NATS, connects and opens the stream
+    /// (creating it if it does not exist), retrying both until the server answers.
     pub async fn open(settings: AsyncSettings, metrics: QueueMetrics) -> Result<Self, String> {
         let backend = match settings.queue {
             QueueKind::Embedded => {
@@ -125,20 +125,7 @@ impl Queue {
                     .await
                     .map_err(|e| format!("cannot connect to NATS at {}: {e}", settings.nats.url))?;
                 let jetstream = async_nats::jetstream::new(client.clone());
-                let stream = jetstream
-                    .get_or_create_stream(async_nats::jetstream::stream::Config {
-                        name: settings.nats.stream.clone(),
-                        subjects: vec![settings.nats.subject.clone()],
-                        retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot create JetStream stream `{}`: {e}",
-                            settings.nats.stream
-                        )
-                    })?;
+                let stream = open_stream(&jetstream, &settings).await?;
                 Backend::Nats(Box::new(NatsBackend {
                     client,
                     jetstream,
@@ -201,6 +188,52 @@ impl Queue {
     /// The metrics.
     pub fn metrics(&self) -> &QueueMetrics {
         &self.metrics
+    }
+}
+
+/// Opens the JetStream stream, creating it if it does not exist. A failure that may pass (the
+/// server busy or restarting, a request timed out, another gateway creating the same stream
+/// at the same moment) is retried, from 100 ms doubling up to 5 s, and logged; a stream name
+/// the server can never accept is an error.
+async fn open_stream(
+    jetstream: &async_nats::jetstream::Context,
+    settings: &AsyncSettings,
+) -> Result<async_nats::jetstream::stream::Stream, String> {
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    let config = async_nats::jetstream::stream::Config {
+        name: settings.nats.stream.clone(),
+        subjects: vec![settings.nats.subject.clone()],
+        retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match jetstream.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    CreateStreamErrorKind::EmptyStreamName
+                        | CreateStreamErrorKind::InvalidStreamName
+                        | CreateStreamErrorKind::DomainAndExternalSet
+                ) =>
+            {
+                return Err(format!(
+                    "cannot create JetStream stream `{}`: {e}",
+                    settings.nats.stream
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    stream = %settings.nats.stream,
+                    error = %e,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "the JetStream stream cannot be opened yet; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

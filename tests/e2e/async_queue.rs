@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::backend::{backend, eventually, Mode};
+use crate::backend::{backend, eventually, Backend, Mode};
 use crate::support::*;
 
 /// One callback as it arrived.
@@ -375,16 +375,17 @@ impl Nats {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.dir)
+        self.spawn_with(true);
+    }
+
+    /// Starts the server on its port, with or without JetStream.
+    fn spawn_with(&mut self, jetstream: bool) {
+        let mut command = Command::new("nats-server");
+        if jetstream {
+            command.arg("-js").arg("-sd").arg(&self.dir);
+        }
+        let child = command
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -426,17 +427,50 @@ fn nats_settings(nats: &Nats, extra: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_thousand_async_requests_all_run_and_call_back_once_nats() {
-    let Some(nats) = Nats::start() else { return };
+/// A function backend, a callback collector, and a gateway queueing to `nats` with a fast
+/// worker.
+async fn nats_gateway(nats: &Nats) -> (Backend, Collector, Gw) {
     let provider = backend("fn").await;
     let collector = Collector::start().await;
     let gw = gateway(
-        &config(provider.addr, &nats_settings(&nats, FAST_WORKER)),
+        &config(provider.addr, &nats_settings(nats, FAST_WORKER)),
         None,
         &[],
     )
     .await;
+    (provider, collector, gw)
+}
+
+#[tokio::test]
+async fn a_queue_that_cannot_open_its_stream_yet_tries_again() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    // The same port, served by a nats-server without JetStream: the gateway connects, and its
+    // requests to open the stream get no answer from JetStream, as while a server starts.
+    nats.stop();
+    nats.spawn_with(false);
+    let (_provider, collector, gw) = nats_gateway(&nats).await;
+    // Long enough for the first attempts to fail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probe = Req::new(Method::POST, gw.addr, "/async-function/probe")
+        .header("X-Callback-Url", "not-a-url")
+        .send()
+        .await;
+    assert_eq!(probe.status, 503, "{}", probe.text());
+    // JetStream arrives: the queue opens without a restart and serves.
+    nats.stop();
+    nats.spawn_with(true);
+    wait_for_queue(&gw).await;
+    let ids = send_many(&gw, &collector, 3).await;
+    eventually("3 callbacks", || collector.calls().len() >= 3).await;
+    assert_each_called_back(&collector, &ids, true);
+}
+
+#[tokio::test]
+async fn a_thousand_async_requests_all_run_and_call_back_once_nats() {
+    let Some(nats) = Nats::start() else { return };
+    let (_provider, collector, gw) = nats_gateway(&nats).await;
     wait_for_queue(&gw).await;
     let ids = send_many(&gw, &collector, 1000).await;
     eventually("1000 callbacks", || collector.calls().len() >= 1000).await;
@@ -448,14 +482,7 @@ async fn restarting_nats_mid_run_loses_no_accepted_message() {
     let Some(mut nats) = Nats::start() else {
         return;
     };
-    let provider = backend("fn").await;
-    let collector = Collector::start().await;
-    let gw = gateway(
-        &config(provider.addr, &nats_settings(&nats, FAST_WORKER)),
-        None,
-        &[],
-    )
-    .await;
+    let (_provider, collector, gw) = nats_gateway(&nats).await;
     wait_for_queue(&gw).await;
     let mut accepted = send_many(&gw, &collector, 200).await;
     // Kill the server with work possibly still queued; requests while it is down are refused
