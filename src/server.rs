@@ -87,7 +87,7 @@ pub async fn serve_with<H, F>(
             };
             let framing = Arc::new(FramingLog::default());
             let io = Watched::new(stream, framing.clone());
-            let wait = timeouts.read.map(|_| Arc::new(HeadWait::new()));
+            let wait = timeouts.read.map(|limit| Arc::new(HeadWait::new(limit)));
             let service_wait = wait.clone();
             let service_framing = framing.clone();
             let service = service_fn(move |request| {
@@ -111,8 +111,7 @@ pub async fn serve_with<H, F>(
             // One timer for the read timeout, looked at only once it has fired.
             let mut head_timer = std::pin::pin!(wait
                 .as_ref()
-                .zip(timeouts.read)
-                .and_then(|(wait, limit)| wait.opened.checked_add(limit))
+                .and_then(|wait| wait.opened.checked_add(wait.limit))
                 .map(tokio::time::sleep_until));
             // Runs the connection until it ends or its read timeout passes; when shutdown
             // starts, asks it to finish what is in progress and goes on. The shutdown signal
@@ -129,13 +128,13 @@ pub async fn serve_with<H, F>(
                 if let Poll::Ready(result) = connection.as_mut().poll(cx) {
                     return Poll::Ready(Some(result));
                 }
-                if let (Some(wait), Some(limit)) = (&wait, timeouts.read) {
+                if let Some(wait) = &wait {
                     let due = head_timer
                         .as_ref()
                         .as_pin_ref()
                         .is_some_and(|timer| !registered || timer.is_elapsed());
                     if due {
-                        match wait.look(Instant::now(), limit, framing.is_http2()) {
+                        match wait.look(Instant::now(), framing.is_http2()) {
                             Look::TimedOut => return Poll::Ready(None),
                             Look::Never => head_timer.set(None),
                             Look::Later(at) => {
@@ -206,14 +205,17 @@ struct HeadWait {
     /// When the connection last became idle, in nanoseconds after `opened`.
     idle_since: AtomicU64,
     opened: Instant,
+    /// `server.read-timeout`.
+    limit: Duration,
 }
 
 impl HeadWait {
-    fn new() -> Self {
+    fn new(limit: Duration) -> Self {
         Self {
             busy: AtomicU32::new(0),
             idle_since: AtomicU64::new(0),
             opened: Instant::now(),
+            limit,
         }
     }
 
@@ -225,7 +227,8 @@ impl HeadWait {
 
     /// What to do when the timer fires at `now`; `http2` says the connection opened with
     /// HTTP/2's preface (HTTP/2 has no request heads to time).
-    fn look(&self, now: Instant, limit: Duration, http2: bool) -> Look {
+    fn look(&self, now: Instant, http2: bool) -> Look {
+        let limit = self.limit;
         if http2 {
             return Look::Never;
         }
