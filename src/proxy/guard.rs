@@ -9,6 +9,7 @@
 use http::request::Parts;
 use http::{header, HeaderValue, Method, StatusCode, Version};
 
+use super::normalize::is_unreserved;
 use super::raw_framing::Ambiguity;
 
 /// The longest request target (path and query) weir accepts; a longer one is answered 414.
@@ -232,7 +233,7 @@ fn valid_host(host: &[u8]) -> bool {
         None => {
             let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
             let name = &host[..end];
-            let ok = !name.is_empty() && name.iter().all(|&b| HOST_NAME_BYTE[usize::from(b)]);
+            let ok = !name.is_empty() && name.iter().copied().all(is_host_name_byte);
             (ok, &host[end..])
         }
     };
@@ -244,23 +245,10 @@ fn valid_host(host: &[u8]) -> bool {
         }
 }
 
-/// The bytes a host name may hold: RFC 3986's unreserved characters and sub-delimiters.
-const HOST_NAME_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let allowed = b"-._~!$&'()*+,;=";
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric();
-        i += 1;
-    }
-    let mut j = 0;
-    while j < allowed.len() {
-        table[allowed[j] as usize] = true;
-        j += 1;
-    }
-    table
-};
+/// Whether a host name may hold `b`: RFC 3986's unreserved characters and sub-delimiters.
+fn is_host_name_byte(b: u8) -> bool {
+    is_unreserved(b) || b"!$&'()*+,;=".contains(&b)
+}
 
 #[cfg(test)]
 mod tests {

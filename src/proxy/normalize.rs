@@ -39,7 +39,8 @@ impl std::fmt::Display for PathRejected {
 
 impl std::error::Error for PathRejected {}
 
-fn is_unreserved(b: u8) -> bool {
+/// Whether `b` is one of RFC 3986's unreserved characters.
+pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
