@@ -21,24 +21,6 @@ use prometheus_client::registry::Registry;
 use weir_filters::circuit_breaker::breaker::Breaker;
 use weir_filters::StateStore;
 
-/// Labels of `weir_requests_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// Route id, or `unmatched` when no route took the request.
-    pub route: Arc<str>,
-    /// Request method (`OTHER` for extension methods).
-    pub method: &'static str,
-    /// Response status.
-    pub status: u16,
-}
-
-/// Labels of `weir_request_duration_seconds`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    /// Route id.
-    pub route: Arc<str>,
-}
-
 /// Labels of `weir_config_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {

@@ -8,20 +8,35 @@
 //! ids.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use fnv::FnvHasher;
+use fnv::FnvHashMap;
 use http::Method;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 
-use super::{RequestLabels, RouteLabels};
+/// Labels of `weir_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// Route id, or `unmatched` when no route took the request.
+    route: Arc<str>,
+    /// Request method (`OTHER` for extension methods).
+    method: &'static str,
+    /// Response status.
+    status: u16,
+}
+
+/// Labels of `weir_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    /// Route id.
+    route: Arc<str>,
+}
 
 /// Label values of `method`, by index; the last is for extension methods.
 const METHODS: [&str; 10] = [
@@ -167,7 +182,8 @@ impl RouteStats {
     }
 }
 
-type Map = HashMap<Arc<str>, Arc<RouteStats>, BuildHasherDefault<FnvHasher>>;
+/// Route ids are short strings from the config: FNV hashes them faster than SipHash.
+type Map = FnvHashMap<Arc<str>, Arc<RouteStats>>;
 
 /// Every route's stats, by route id.
 #[derive(Default)]
