@@ -61,7 +61,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Body::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Body::Upstream(body) => Pin::new(body).poll_frame(cx),
             Body::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -71,7 +71,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(bytes) => bytes.is_none(),
             Body::Incoming(body) => body.is_end_stream(),
-            Body::Upstream(body) => body.body.is_end_stream(),
+            Body::Upstream(body) => body.is_end_stream(),
             Body::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -81,7 +81,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Incoming(body) => body.size_hint(),
-            Body::Upstream(body) => body.body.size_hint(),
+            Body::Upstream(body) => body.size_hint(),
             Body::Boxed(body) => body.size_hint(),
         }
     }
@@ -90,36 +90,37 @@ impl http_body::Body for Body {
 /// An upstream connection lent to the response body being read from it. No task of its own
 /// drives the connection: whoever polls the body drives it, and gives it back at the end.
 pub trait Lease: Send {
-    /// Drives the connection: reads the response from the socket (and finishes writing the
-    /// request). Ready once the connection has ended; the body keeps what was already read.
-    fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Reads the next frame of the response body, driving the connection (which may also
+    /// finish writing the request). `None` at the body's end.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
+    /// Whether the body has nothing left to read.
+    fn is_end_stream(&self) -> bool;
+
+    /// What is known of the body's length.
+    fn size_hint(&self) -> SizeHint;
 
     /// The response was read to its end: the connection can serve another request.
     fn release(self: Box<Self>);
 }
 
-/// A response body from an upstream connection that it holds as a [`Lease`]: read to the end,
-/// it hands the connection back; dropped before its end, it closes the connection (the rest of
-/// the response would otherwise be read as the next one).
+/// A response body read from an upstream connection that it holds as a [`Lease`]: read to the
+/// end, it hands the connection back; dropped before its end, or after an error, it closes the
+/// connection (the rest of the response would otherwise be read as the next one).
 pub struct UpstreamBody {
-    body: Incoming,
     lease: Option<Box<dyn Lease>>,
 }
 
 impl UpstreamBody {
-    /// `body`, read from the connection `lease`.
-    pub fn new(body: Incoming, lease: Box<dyn Lease>) -> Self {
-        Self {
-            body,
-            lease: Some(lease),
-        }
+    /// The response body read from `lease`.
+    pub fn new(lease: Box<dyn Lease>) -> Self {
+        Self { lease: Some(lease) }
     }
 }
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamBody")
-            .field("body", &self.body)
             .field("leased", &self.lease.is_some())
             .finish()
     }
@@ -127,33 +128,40 @@ impl std::fmt::Debug for UpstreamBody {
 
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(lease) = &mut this.lease {
-            if lease.poll_connection(cx).is_ready() {
-                this.lease = None;
+        let Some(lease) = &mut this.lease else {
+            return Poll::Ready(None);
+        };
+        let frame = lease.poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => {
+                if let Some(lease) = this.lease.take() {
+                    lease.release();
+                }
             }
-        }
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            if let Some(lease) = this.lease.take() {
-                lease.release();
-            }
+            // The connection is in an unknown state: closed, never reused.
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
         }
         frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.lease
+            .as_ref()
+            .is_none_or(|lease| lease.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.lease
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |lease| lease.size_hint())
     }
 }
 
@@ -161,8 +169,8 @@ impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // A body with nothing left to read (its last frame taken, or none at all, as for a
         // 204 or a HEAD) leaves the connection ready for the next request.
-        if http_body::Body::is_end_stream(&self.body) {
-            if let Some(lease) = self.lease.take() {
+        if let Some(lease) = self.lease.take() {
+            if lease.is_end_stream() {
                 lease.release();
             }
         }

@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{header, Request, Response, Uri};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -99,6 +101,8 @@ struct Connection {
     sender: http1::SendRequest<Body>,
     /// `None` once the connection has ended.
     driver: Option<http1::Connection<Io, Body>>,
+    /// The body of the response being read, while the connection is lent to it.
+    body: Option<hyper::body::Incoming>,
     pool: Weak<HostPool>,
     /// The sweep count when it became idle.
     idle_since: u64,
@@ -197,9 +201,12 @@ impl Client {
             match connection.send(request).await {
                 Ok(response) => {
                     self.start_sweeper();
-                    return Ok(
-                        response.map(|body| Body::Upstream(UpstreamBody::new(body, connection)))
-                    );
+                    let (head, body) = response.into_parts();
+                    connection.body = Some(body);
+                    return Ok(Response::from_parts(
+                        head,
+                        Body::Upstream(UpstreamBody::new(connection)),
+                    ));
                 }
                 Err(mut failed) => match failed.take_message() {
                     // A pooled connection closed before the request went out: the next one
@@ -236,6 +243,7 @@ impl Client {
         Ok(Box::new(Connection {
             sender,
             driver: Some(driver),
+            body: None,
             pool: Arc::downgrade(pool),
             idle_since: 0,
         }))
@@ -330,23 +338,8 @@ impl Connection {
         self.sender.is_ready()
     }
 
-    /// Sends `request` and drives the connection until the response head arrives.
-    async fn send(
-        &mut self,
-        request: Request<Body>,
-    ) -> Result<Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<Request<Body>>>
-    {
-        let mut sent = std::pin::pin!(self.sender.try_send_request(request));
-        std::future::poll_fn(|cx| {
-            // Driving first writes the request, then reads the response into `sent`.
-            let _ = self.poll_connection(cx);
-            sent.as_mut().poll(cx)
-        })
-        .await
-    }
-}
-
-impl Lease for Connection {
+    /// Drives the connection: writes the request and reads the response into its body. Ready
+    /// once the connection has ended.
     fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(driver) = &mut self.driver else {
             return Poll::Ready(());
@@ -364,7 +357,45 @@ impl Lease for Connection {
         }
     }
 
-    fn release(self: Box<Self>) {
+    /// Sends `request` and drives the connection until the response head arrives.
+    async fn send(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<Request<Body>>>
+    {
+        let mut sent = std::pin::pin!(self.sender.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            // Driving first writes the request, then reads the response into `sent`.
+            let _ = self.poll_connection(cx);
+            sent.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+impl Lease for Connection {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // Driving the connection reads the socket into the body; once the connection has
+        // ended, the body still yields what was read.
+        let _ = self.poll_connection(cx);
+        match &mut self.body {
+            Some(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(|body| body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |body| body.size_hint())
+    }
+
+    fn release(mut self: Box<Self>) {
+        self.body = None;
         if let Some(pool) = self.pool.upgrade() {
             pool.put(self);
         }
