@@ -5,7 +5,8 @@
 #   fuzz/run.sh all SECONDS [LIBFUZZER ARGS...]      every target, one after another
 #   fuzz/run.sh build                                only build them
 #
-# Targets: config, shortcut, path_pattern, rewrite_path, normalize_path, raw_framing.
+# Targets: config, shortcut, path_pattern, rewrite_path, normalize_path, raw_framing,
+# upstream_response.
 #
 # The targets are instrumented with rustc's stable -C flags (the sancov pass with libFuzzer's
 # options: inline 8-bit counters, PC table, compare tracing) and link libFuzzer from the
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(config shortcut path_pattern rewrite_path normalize_path raw_framing)
+TARGETS=(config shortcut path_pattern rewrite_path normalize_path raw_framing upstream_response)
 which=${1:?usage: fuzz/run.sh TARGET|all|build [SECONDS] [LIBFUZZER ARGS...]}
 seconds=${2:-60}
 shift $(( $# < 2 ? $# : 2 ))

@@ -7,6 +7,10 @@
 //! puts it back in the pool at the end. A request and its connection thus live in one task:
 //! no channel between tasks, no wake-up of a second task per request.
 //!
+//! Bodiless requests to `http://` upstreams, the common case, go over connections of weir's
+//! own HTTP/1 client ([`super::http1`]); the others over hyper's client connections. Each
+//! upstream's pool keeps both kinds.
+//!
 //! Idle connections are not polled. Checking one out looks at it first (a closed connection
 //! or one the upstream closed is dropped, and the next one is tried); a sweep every few
 //! seconds drops those idle for longer than `max-idle-time`.
@@ -23,13 +27,14 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{header, Request, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
-use hyper::client::conn::http1;
+use hyper::client::conn::http1 as hyper_http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tower::Service;
 use weir_filters::{Body, BoxError, Lease, UpstreamBody};
 
 use super::balance::Endpoint;
+use super::http1;
 use crate::config::PoolLimits;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -38,6 +43,10 @@ type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The request was sent, or being sent, over weir's own HTTP/1 client, and no response
+    /// head came back.
+    #[error("{0}")]
+    Http1(#[source] http1::Http1Error),
     /// No connection could be opened (refused, unreachable, timed out, TLS failed).
     #[error("connecting failed: {0}")]
     Connect(#[source] BoxError),
@@ -53,6 +62,15 @@ impl ClientError {
     /// Whether connecting failed (nothing was sent).
     pub fn is_connect(&self) -> bool {
         matches!(self, ClientError::Connect(_))
+    }
+
+    /// Whether a response came back that was not valid HTTP/1 (or was framed ambiguously).
+    pub fn is_malformed(&self) -> bool {
+        match self {
+            ClientError::Http1(e) => e.is_malformed(),
+            ClientError::Send(e) => e.is_parse(),
+            _ => false,
+        }
     }
 }
 
@@ -87,20 +105,59 @@ impl std::fmt::Debug for PoolCache {
     }
 }
 
-/// One upstream's idle connections, the most recently used last.
+/// One upstream's idle connections.
 pub struct HostPool {
-    // Boxed once when opened, a connection moves between the pool and response bodies (as a
-    // `Box<dyn Lease>`) without another allocation.
-    #[allow(clippy::vec_box)]
-    idle: Mutex<Vec<Box<Connection>>>,
+    idle: Mutex<Idle>,
     pools: Weak<Pools>,
+}
+
+/// Idle connections of both kinds, the most recently used last in each. Boxed once when
+/// opened, a connection moves between the pool and response bodies (as a `Box<dyn Lease>`)
+/// without another allocation.
+#[derive(Default)]
+#[allow(clippy::vec_box)]
+struct Idle {
+    hyper: Vec<Box<Connection>>,
+    plain: Vec<Box<Plain>>,
+}
+
+impl Idle {
+    fn len(&self) -> usize {
+        self.hyper.len() + self.plain.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the pool needs of a connection.
+trait Pooled: Sized {
+    /// Whether this idle connection can take a request now.
+    fn usable(&mut self) -> bool;
+    /// Whether the connection may wait for another request at all.
+    fn reusable(&self) -> bool;
+    /// The sweep count when it became idle.
+    fn idle_since(&mut self) -> &mut u64;
+    /// The idle connections of its kind.
+    #[allow(clippy::vec_box)]
+    fn of(idle: &mut Idle) -> &mut Vec<Box<Self>>;
+}
+
+/// A connection of weir's own HTTP/1 client, for bodiless requests to `http://` upstreams.
+struct Plain {
+    conn: http1::Connection,
+    /// The request head being sent, kept to send it again on another connection.
+    head: Vec<u8>,
+    pool: Weak<HostPool>,
+    idle_since: u64,
 }
 
 /// A connection and its driver.
 struct Connection {
-    sender: http1::SendRequest<Body>,
+    sender: hyper_http1::SendRequest<Body>,
     /// `None` once the connection has ended.
-    driver: Option<http1::Connection<Io, Body>>,
+    driver: Option<hyper_http1::Connection<Io, Body>>,
     /// The body of the response being read, while the connection is lent to it.
     body: Option<hyper::body::Incoming>,
     pool: Weak<HostPool>,
@@ -192,8 +249,14 @@ impl Client {
         endpoint: &Endpoint,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, ClientError> {
+        if endpoint.scheme == http::uri::Scheme::HTTP && request.body().is_end_stream() {
+            // Otherwise (not a request the plain client sends) hyper's client sends it.
+            if let Some(sent) = self.send_plain(pool, endpoint, &request) {
+                return sent.await;
+            }
+        }
         loop {
-            let (mut connection, reused) = match pool.checkout() {
+            let (mut connection, reused) = match pool.checkout::<Connection>() {
                 Some(connection) => (connection, true),
                 // Boxed: a connector's future is large, and most requests find a connection.
                 None => (Box::pin(self.connect(pool, endpoint)).await?, false),
@@ -218,24 +281,101 @@ impl Client {
         }
     }
 
-    async fn connect(
+    /// Sends a bodiless `request` over a connection of weir's own HTTP/1 client: the request's
+    /// head is written out here, and the future returned sends it. `None` (nothing sent) when
+    /// the request is not one that client sends.
+    fn send_plain<'a>(
+        &'a self,
+        pool: &'a Arc<HostPool>,
+        endpoint: &'a Endpoint,
+        request: &Request<Body>,
+    ) -> Option<impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a> {
+        let method = request.method().clone();
+        let mut pooled = pool.checkout::<Plain>();
+        // The head goes into a pooled connection's buffer; only a new connection needs one.
+        let mut head = Vec::new();
+        let written = match &mut pooled {
+            Some(connection) => http1::head::write_request(request, &mut connection.head),
+            None => http1::head::write_request(request, &mut head),
+        };
+        if !written {
+            if let Some(connection) = pooled {
+                connection.release();
+            }
+            return None;
+        }
+        Some(async move {
+            loop {
+                let (mut connection, reused) = match pooled.take() {
+                    Some(connection) => (connection, true),
+                    // Boxed: a connector's future is large, and most requests find a connection.
+                    None => (Box::pin(self.connect_plain(pool, endpoint)).await?, false),
+                };
+                if !head.is_empty() {
+                    connection.head = std::mem::take(&mut head);
+                }
+                match connection.conn.send(&connection.head, &method).await {
+                    Ok(head) => {
+                        self.start_sweeper();
+                        let (parts, ()) = head.response.into_parts();
+                        return Ok(Response::from_parts(
+                            parts,
+                            Body::Upstream(UpstreamBody::new(connection)),
+                        ));
+                    }
+                    // A pooled connection the upstream closed as the request went out: the
+                    // next one (or a new one) gets it.
+                    Err(failed) if reused && failed.retry_safe => {
+                        tracing::debug!(error = %failed.error, "pooled upstream connection failed; sending again");
+                        head = std::mem::take(&mut connection.head);
+                        pooled = pool.checkout::<Plain>();
+                    }
+                    Err(failed) => return Err(ClientError::Http1(failed.error)),
+                }
+            }
+        })
+    }
+
+    async fn connect_plain(
         &self,
         pool: &Arc<HostPool>,
         endpoint: &Endpoint,
-    ) -> Result<Box<Connection>, ClientError> {
+    ) -> Result<Box<Plain>, ClientError> {
+        match self.open(endpoint).await? {
+            hyper_rustls::MaybeHttpsStream::Http(io) => Ok(Box::new(Plain {
+                conn: http1::Connection::new(io.into_inner()),
+                head: Vec::new(),
+                pool: Arc::downgrade(pool),
+                idle_since: 0,
+            })),
+            hyper_rustls::MaybeHttpsStream::Https(_) => Err(ClientError::Connect(
+                "a plain http connection came back as https".into(),
+            )),
+        }
+    }
+
+    /// Opens a connection to `endpoint`: TCP, and TLS for `https://`.
+    async fn open(&self, endpoint: &Endpoint) -> Result<Io, ClientError> {
         let uri = Uri::builder()
             .scheme(endpoint.scheme.clone())
             .authority(endpoint.authority.clone())
             .path_and_query("/")
             .build()
             .map_err(|e| ClientError::Connect(e.into()))?;
-        let io = self
-            .connector
+        self.connector
             .clone()
             .call(uri)
             .await
-            .map_err(ClientError::Connect)?;
-        let (sender, driver) = http1::Builder::new()
+            .map_err(ClientError::Connect)
+    }
+
+    async fn connect(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
+    ) -> Result<Box<Connection>, ClientError> {
+        let io = self.open(endpoint).await?;
+        let (sender, driver) = hyper_http1::Builder::new()
             .writev(false)
             .handshake(io)
             .await
@@ -283,7 +423,10 @@ impl Pools {
         by_key.retain(|_, pool| {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             let before = idle.len();
-            idle.retain_mut(|c| now.saturating_sub(c.idle_since) < max_age && c.usable());
+            idle.hyper
+                .retain_mut(|c| now.saturating_sub(c.idle_since) < max_age && c.usable());
+            idle.plain
+                .retain_mut(|c| now.saturating_sub(c.idle_since) < max_age && c.usable());
             self.idle.fetch_sub(before - idle.len(), Ordering::Relaxed);
             // A pool only the map holds, with nothing idle, is of no use to anyone.
             !idle.is_empty() || Arc::strong_count(pool) > 1
@@ -292,10 +435,11 @@ impl Pools {
 }
 
 impl HostPool {
-    /// The most recently used idle connection that can take a request.
-    fn checkout(&self) -> Option<Box<Connection>> {
+    /// The most recently used idle connection of its kind that can take a request.
+    fn checkout<C: Pooled>(&self) -> Option<Box<C>> {
         loop {
-            let connection = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let connection =
+                C::of(&mut self.idle.lock().unwrap_or_else(|e| e.into_inner())).pop()?;
             if let Some(pools) = self.pools.upgrade() {
                 pools.idle.fetch_sub(1, Ordering::Relaxed);
             }
@@ -307,11 +451,11 @@ impl HostPool {
     }
 
     /// Keeps `connection` for another request, unless the limits say otherwise.
-    fn put(&self, mut connection: Box<Connection>) {
+    fn put<C: Pooled>(&self, mut connection: Box<C>) {
         let Some(pools) = self.pools.upgrade() else {
             return;
         };
-        if connection.driver.is_none() {
+        if !connection.reusable() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -322,14 +466,14 @@ impl HostPool {
             pools.idle.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        connection.idle_since = pools.sweeps.load(Ordering::Relaxed);
-        idle.push(connection);
+        *connection.idle_since() = pools.sweeps.load(Ordering::Relaxed);
+        C::of(&mut idle).push(connection);
     }
 }
 
-impl Connection {
-    /// Whether this idle connection can take a request now. Polls it once, without a waker,
-    /// which notices an upstream's close and lets the connection ask for the next request.
+impl Pooled for Connection {
+    /// Polls the connection once, without a waker, which notices an upstream's close and
+    /// lets the connection ask for the next request.
     fn usable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         if self.poll_connection(&mut cx).is_ready() {
@@ -338,6 +482,59 @@ impl Connection {
         self.sender.is_ready()
     }
 
+    fn reusable(&self) -> bool {
+        self.driver.is_some()
+    }
+
+    fn idle_since(&mut self) -> &mut u64 {
+        &mut self.idle_since
+    }
+
+    fn of(idle: &mut Idle) -> &mut Vec<Box<Self>> {
+        &mut idle.hyper
+    }
+}
+
+impl Pooled for Plain {
+    fn usable(&mut self) -> bool {
+        self.conn.usable()
+    }
+
+    fn reusable(&self) -> bool {
+        self.conn.reusable()
+    }
+
+    fn idle_since(&mut self) -> &mut u64 {
+        &mut self.idle_since
+    }
+
+    fn of(idle: &mut Idle) -> &mut Vec<Box<Self>> {
+        &mut idle.plain
+    }
+}
+
+impl Lease for Plain {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn.poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.conn.size_hint()
+    }
+
+    fn release(mut self: Box<Self>) {
+        if let Some(pool) = self.pool.upgrade() {
+            self.conn.rest();
+            pool.put(self);
+        }
+    }
+}
+
+impl Connection {
     /// Drives the connection: writes the request and reads the response into its body. Ready
     /// once the connection has ended.
     fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()> {

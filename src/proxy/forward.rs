@@ -349,6 +349,12 @@ impl Forwarder {
                         "the upstream could not be reached",
                         UpstreamFailure::Connect,
                     )
+                } else if err.is_malformed() {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream's response was malformed",
+                        UpstreamFailure::Closed,
+                    )
                 } else {
                     (
                         StatusCode::BAD_GATEWAY,

@@ -5,6 +5,7 @@ mod client;
 mod forward;
 pub mod guard;
 pub mod headers;
+pub mod http1;
 pub mod normalize;
 pub mod raw_framing;
 

@@ -28,3 +28,4 @@ mod secrets;
 mod shutdown;
 mod streaming;
 mod timeouts;
+mod upstream_http1;

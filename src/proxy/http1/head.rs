@@ -1,0 +1,478 @@
+//! Message heads: a bodiless request written out, a response head parsed and its body's
+//! framing decided (RFC 9112 §6.3).
+
+use std::mem::MaybeUninit;
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+
+use super::Http1Error;
+
+/// The most headers a response head may have (as hyper's client allows).
+pub const MAX_HEADERS: usize = 100;
+
+/// The longest a response head may be, 1xx heads before it included (as hyper's client's
+/// read buffer allows).
+pub const MAX_HEAD: usize = 8192 + 4096 * 100;
+
+/// How a response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (a response to HEAD, a 204 or a 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// The status, version, headers (and a non-standard reason phrase, as hyper's
+    /// [`hyper::ext::ReasonPhrase`] extension).
+    pub response: Response<()>,
+    /// How the body that follows is delimited.
+    pub framing: Framing,
+    /// Whether the upstream lets the connection carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Writes `request`'s head into `out` as HTTP/1.1, its uri in origin form. Returns `false`,
+/// with `out` in an unspecified state, if the request is not one this client sends: it has a
+/// body, announces one (`Content-Length` other than 0, or `Transfer-Encoding`), or is a
+/// `CONNECT`.
+pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
+    if request.method() == Method::CONNECT {
+        return false;
+    }
+    out.clear();
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        if name == header::TRANSFER_ENCODING
+            || (name == header::CONTENT_LENGTH && value.as_bytes() != b"0")
+        {
+            return false;
+        }
+        // The http crate keeps CR, LF and NUL out of names and values.
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    true
+}
+
+/// Parses the response head at the start of `buf`, skipping interim (1xx) responses, and
+/// removes it from `buf`. `Ok(None)` when more bytes are needed.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    request_method: &Method,
+) -> Result<Option<ResponseHead>, Http1Error> {
+    loop {
+        let Some(head) = parse_one(buf, request_method)? else {
+            if buf.len() >= MAX_HEAD {
+                return Err(Http1Error::HeadTooLarge);
+            }
+            return Ok(None);
+        };
+        // 100 Continue, 102 Processing, 103 Early Hints: a final response follows.
+        if head.response.status().is_informational() {
+            if head.response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // weir never asks to upgrade an upstream connection (Upgrade is hop-by-hop).
+                return Err(Http1Error::UnexpectedUpgrade);
+            }
+            continue;
+        }
+        return Ok(Some(head));
+    }
+}
+
+/// Where a header's name and value lie in the head (which is under 4 GiB).
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Span {
+    fn of(base: &[u8], header: &httparse::Header<'_>) -> Self {
+        let range = |part: &[u8]| {
+            let start = part.as_ptr() as usize - base.as_ptr() as usize;
+            (start as u32, (start + part.len()) as u32)
+        };
+        Span {
+            name: range(header.name.as_bytes()),
+            value: range(header.value),
+        }
+    }
+}
+
+/// Heads with up to this many headers keep their spans on the stack.
+const INLINE_SPANS: usize = 16;
+
+fn parse_one(
+    buf: &mut BytesMut,
+    request_method: &Method,
+) -> Result<Option<ResponseHead>, Http1Error> {
+    let mut inline = [Span::default(); INLINE_SPANS];
+    let mut spilled = Vec::new();
+    let (len, code, version, reason) = {
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut headers,
+        );
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(Http1Error::Parse(e)),
+        };
+        let spans = response.headers.iter().map(|h| Span::of(buf, h));
+        if response.headers.len() <= INLINE_SPANS {
+            inline
+                .iter_mut()
+                .zip(spans)
+                .for_each(|(slot, span)| *slot = span);
+        } else {
+            spilled.extend(spans);
+        }
+        // httparse gives a reason that is not UTF-8 as a static "": only one in the head is
+        // kept.
+        let reason = response.reason.and_then(|r| {
+            let start = (r.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+            (!r.is_empty() && start + r.len() <= buf.len()).then_some((start, start + r.len()))
+        });
+        (
+            len,
+            response.code.unwrap_or(0),
+            response.version.unwrap_or(1),
+            (reason, response.headers.len()),
+        )
+    };
+    let (reason, count) = reason;
+    let spans = if spilled.is_empty() {
+        &inline[..count]
+    } else {
+        &spilled[..]
+    };
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code).map_err(|_| Http1Error::Status(code))?;
+    let version = if version == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut content_length = None;
+    let mut chunked = None;
+    let mut close = version == Version::HTTP_10;
+    for span in spans {
+        let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
+            .map_err(|_| Http1Error::HeaderName)?;
+        let value = HeaderValue::from_maybe_shared(
+            head.slice(span.value.0 as usize..span.value.1 as usize),
+        )
+        .map_err(|_| Http1Error::HeaderValue)?;
+        if name == header::CONTENT_LENGTH {
+            let length = parse_content_length(value.as_bytes())?;
+            if content_length.is_some_and(|l| l != length) {
+                return Err(Http1Error::ContentLength);
+            }
+            content_length = Some(length);
+        } else if name == header::TRANSFER_ENCODING {
+            // Only the last coding of the last header says whether the body is chunked.
+            let last = value
+                .as_bytes()
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or(b"");
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+
+    let framing = if request_method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else {
+        match (chunked, content_length) {
+            // Both framings at once is how responses are smuggled: refused, not guessed.
+            (Some(_), Some(_)) => return Err(Http1Error::AmbiguousFraming),
+            (Some(_), None) if version == Version::HTTP_10 => {
+                return Err(Http1Error::AmbiguousFraming)
+            }
+            (Some(true), None) => Framing::Chunked,
+            (Some(false), None) | (None, None) => Framing::Close,
+            (None, Some(length)) => Framing::Length(length),
+        }
+    };
+
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    if let Some((start, end)) = reason {
+        let phrase = &head[start..end];
+        if status.canonical_reason().map(str::as_bytes) != Some(phrase) {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(head.slice(start..end)) {
+                response.extensions_mut().insert(phrase);
+            }
+        }
+    }
+    *response.headers_mut() = headers;
+    Ok(Some(ResponseHead {
+        response,
+        keep_alive: !close && framing != Framing::Close,
+        framing,
+    }))
+}
+
+/// A `Content-Length` value: digits, or a list of equal digit strings.
+fn parse_content_length(value: &[u8]) -> Result<u64, Http1Error> {
+    let mut length = None;
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(Http1Error::ContentLength);
+        }
+        let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Err(Http1Error::ContentLength);
+        }
+        length = Some(n);
+    }
+    length.ok_or(Http1Error::ContentLength)
+}
+
+#[cfg(test)]
+fn parse(bytes: &[u8], method: &Method) -> Result<Option<ResponseHead>, Http1Error> {
+    parse_response(&mut BytesMut::from(bytes), method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(bytes: &str) -> ResponseHead {
+        parse(bytes.as_bytes(), &Method::GET).unwrap().unwrap()
+    }
+
+    fn err(bytes: &str) -> Http1Error {
+        parse(bytes.as_bytes(), &Method::GET).unwrap_err()
+    }
+
+    #[test]
+    fn writes_a_bodiless_request_in_origin_form() {
+        let request = Request::get("/a/b?c=d")
+            .header("host", "up:8080")
+            .header("x-one", "1")
+            .header("content-length", "0")
+            .body(())
+            .unwrap();
+        let mut out = Vec::new();
+        assert!(write_request(&request, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a/b?c=d HTTP/1.1\r\nhost: up:8080\r\nx-one: 1\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn refuses_requests_that_announce_a_body() {
+        let mut out = Vec::new();
+        let with_length = Request::post("/")
+            .header("content-length", "3")
+            .body(())
+            .unwrap();
+        assert!(!write_request(&with_length, &mut out));
+        let chunked = Request::post("/")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        assert!(!write_request(&chunked, &mut out));
+        let connect = Request::connect("up:443").body(()).unwrap();
+        assert!(!write_request(&connect, &mut out));
+    }
+
+    #[test]
+    fn frames_by_content_length_and_keeps_the_connection() {
+        let head = ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello");
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.keep_alive);
+        assert_eq!(head.response.status(), 200);
+        assert_eq!(head.response.headers()["x-a"], "b");
+        assert!(head
+            .response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .is_none());
+    }
+
+    #[test]
+    fn the_head_is_taken_from_the_buffer_and_the_body_left() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..]);
+        let head = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Length(5));
+        assert_eq!(&buf[..], b"hello");
+    }
+
+    #[test]
+    fn chunked_close_delimited_and_bodiless_responses() {
+        assert_eq!(
+            ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").framing,
+            Framing::Chunked
+        );
+        let gzip_only = ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!(gzip_only.framing, Framing::Close);
+        assert!(!gzip_only.keep_alive);
+        let no_length = ok("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(no_length.framing, Framing::Close);
+        assert!(!no_length.keep_alive);
+        assert_eq!(
+            ok("HTTP/1.1 204 No Content\r\n\r\n").framing,
+            Framing::Empty
+        );
+        assert_eq!(
+            ok("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n").framing,
+            Framing::Empty
+        );
+        let head = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+            &Method::HEAD,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(head.keep_alive);
+        assert_eq!(head.response.headers()["content-length"], "10");
+    }
+
+    #[test]
+    fn connection_tokens_and_versions_decide_keep_alive() {
+        assert!(
+            !ok("HTTP/1.1 200 OK\r\nConnection: foo, Close\r\nContent-Length: 0\r\n\r\n")
+                .keep_alive
+        );
+        assert!(!ok("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        let kept = ok("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+        assert!(kept.keep_alive);
+        assert_eq!(kept.response.version(), Version::HTTP_10);
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let head = ok("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(head.response.status(), 201);
+        assert!(head.response.headers().get("link").is_none());
+        // An interim response alone is not a response yet.
+        assert!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", &Method::GET)
+            .unwrap()
+            .is_none());
+        assert!(matches!(
+            err("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+            Http1Error::UnexpectedUpgrade
+        ));
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_framing_is_refused() {
+        for head in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(matches!(err(head), Http1Error::AmbiguousFraming), "{head}");
+        }
+        for head in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        ] {
+            assert!(matches!(err(head), Http1Error::ContentLength), "{head}");
+        }
+        assert_eq!(
+            ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n").framing,
+            Framing::Length(5)
+        );
+        assert!(matches!(
+            err("HTTP/1.1 099 Odd\r\n\r\n"),
+            Http1Error::Status(99)
+        ));
+        assert!(matches!(
+            err("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+            Http1Error::Parse(_)
+        ));
+        assert!(matches!(err("HTTP/2 200 OK\r\n\r\n"), Http1Error::Parse(_)));
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_an_endless_one_is_refused() {
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Le", &Method::GET)
+            .unwrap()
+            .is_none());
+        let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while endless.len() < MAX_HEAD {
+            endless.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        // Over the header count first.
+        assert!(parse(&endless, &Method::GET).is_err());
+        let mut long = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        long.resize(MAX_HEAD + 1, b'a');
+        assert!(matches!(
+            parse(&long, &Method::GET).unwrap_err(),
+            Http1Error::HeadTooLarge
+        ));
+    }
+
+    #[test]
+    fn a_reason_phrase_that_is_not_utf8_is_dropped() {
+        let bytes = b"HTTP/1.1 200 Fine \xff\r\nContent-Length: 0\r\n\r\n";
+        let head = parse(bytes, &Method::GET).unwrap().unwrap();
+        assert!(head
+            .response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .is_none());
+    }
+
+    #[test]
+    fn a_reason_phrase_of_its_own_is_kept() {
+        let head = ok("HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n");
+        let phrase = head
+            .response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .unwrap();
+        assert_eq!(phrase.as_bytes(), b"Fine Thanks");
+    }
+}
