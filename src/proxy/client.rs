@@ -45,8 +45,8 @@ type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 pub enum ClientError {
     /// The request was sent, or being sent, over weir's own HTTP/1 client, and no response
     /// head came back.
-    #[error("{0}")]
-    Http1(#[source] http1::Http1Error),
+    #[error(transparent)]
+    Http1(http1::Http1Error),
     /// No connection could be opened (refused, unreachable, timed out, TLS failed).
     #[error("connecting failed: {0}")]
     Connect(#[source] BoxError),
@@ -142,6 +142,8 @@ trait Pooled: Sized {
     /// The idle connections of its kind.
     #[allow(clippy::vec_box)]
     fn of(idle: &mut Idle) -> &mut Vec<Box<Self>>;
+    /// Closes the oldest idle connection of the other kind; `false` if there is none.
+    fn evict_other(idle: &mut Idle) -> bool;
 }
 
 /// A connection of weir's own HTTP/1 client, for bodiless requests to `http://` upstreams.
@@ -316,6 +318,9 @@ impl Client {
                 }
                 match connection.conn.send(&connection.head, &method).await {
                     Ok(head) => {
+                        // Not kept while the connection waits in the pool (it may carry
+                        // credentials); the buffer is.
+                        connection.head.clear();
                         self.start_sweeper();
                         let (parts, ()) = head.response.into_parts();
                         return Ok(Response::from_parts(
@@ -323,12 +328,11 @@ impl Client {
                             Body::Upstream(UpstreamBody::new(connection)),
                         ));
                     }
-                    // A pooled connection the upstream closed as the request went out: the
-                    // next one (or a new one) gets it.
+                    // A pooled connection the upstream closed as the request went out: a new
+                    // connection gets it, once (one that fails is not tried again).
                     Err(failed) if reused && failed.retry_safe => {
-                        tracing::debug!(error = %failed.error, "pooled upstream connection failed; sending again");
+                        tracing::debug!(error = %failed.error, "pooled upstream connection failed; sending again on a new one");
                         head = std::mem::take(&mut connection.head);
-                        pooled = pool.checkout::<Plain>();
                     }
                     Err(failed) => return Err(ClientError::Http1(failed.error)),
                 }
@@ -460,7 +464,12 @@ impl HostPool {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= pools.limits.max_idle_per_host {
-            return;
+            // Full: room is made by closing the oldest idle connection of the other kind, so
+            // that one kind cannot keep the other out of the pool.
+            if !C::evict_other(&mut idle) {
+                return;
+            }
+            pools.idle.fetch_sub(1, Ordering::Relaxed);
         }
         if pools.idle.fetch_add(1, Ordering::Relaxed) >= pools.limits.max_idle {
             pools.idle.fetch_sub(1, Ordering::Relaxed);
@@ -493,6 +502,13 @@ impl Pooled for Connection {
     fn of(idle: &mut Idle) -> &mut Vec<Box<Self>> {
         &mut idle.hyper
     }
+
+    fn evict_other(idle: &mut Idle) -> bool {
+        !idle.plain.is_empty() && {
+            idle.plain.remove(0);
+            true
+        }
+    }
 }
 
 impl Pooled for Plain {
@@ -510,6 +526,13 @@ impl Pooled for Plain {
 
     fn of(idle: &mut Idle) -> &mut Vec<Box<Self>> {
         &mut idle.plain
+    }
+
+    fn evict_other(idle: &mut Idle) -> bool {
+        !idle.hyper.is_empty() && {
+            idle.hyper.remove(0);
+            true
+        }
     }
 }
 

@@ -88,6 +88,36 @@ async fn max_idle_per_host_caps_the_connections_kept() {
 }
 
 #[tokio::test]
+async fn requests_with_and_without_bodies_share_the_per_host_limit() {
+    // A request with a body goes over hyper's client, one without over weir's own: the two
+    // kinds of connection share `max-idle-per-host`, and a full pool makes room for the kind
+    // just used by closing the other kind's oldest.
+    let b = backend("b").await;
+    let gw = gateway(
+        &config("{ max-idle-per-host: 1 }"),
+        None,
+        &[("B", &b.addr.to_string())],
+    )
+    .await;
+    let post = Req::new(http::Method::POST, gw.addr, "/with-body")
+        .body("payload")
+        .send()
+        .await;
+    assert_eq!(post.status, StatusCode::OK);
+    assert_eq!(get(gw.addr, "/without").await.status, StatusCode::OK);
+    eventually("the body request's connection closed", || {
+        b.open_connections() == 1
+    })
+    .await;
+    assert_eq!(get(gw.addr, "/without-again").await.status, StatusCode::OK);
+    assert_eq!(
+        b.connections(),
+        2,
+        "the second bodiless request reused the first one's connection"
+    );
+}
+
+#[tokio::test]
 async fn max_idle_zero_keeps_no_connection() {
     let b = backend("b").await;
     let gw = gateway(

@@ -42,8 +42,10 @@ enum State {
     /// Until the connection closes.
     Close,
     /// Hex digits of a chunk size.
-    Size { size: u64, digits: u8 },
-    /// After the size: whitespace or extensions up to the CR.
+    Size { size: u64, digits: bool },
+    /// Whitespace after the size, before `;` or the CR.
+    SizeLws { size: u64 },
+    /// A chunk extension, up to the CR.
     Extension { size: u64 },
     /// The LF after a chunk size line.
     SizeLf { size: u64 },
@@ -65,7 +67,10 @@ impl Decoder {
         let state = match framing {
             Framing::Empty | Framing::Length(0) => State::End,
             Framing::Length(n) => State::Length(n),
-            Framing::Chunked => State::Size { size: 0, digits: 0 },
+            Framing::Chunked => State::Size {
+                size: 0,
+                digits: false,
+            },
             Framing::Close => State::Close,
         };
         Self {
@@ -140,36 +145,51 @@ impl Decoder {
     /// The state after `byte` in a chunk's size line or after its data.
     fn chunk_byte(&mut self, byte: u8) -> Result<State, Http1Error> {
         let next = match (self.state, byte) {
-            (State::Size { size, digits }, _) if byte.is_ascii_hexdigit() => {
-                if digits == 16 {
+            (State::Size { size, .. }, _) if byte.is_ascii_hexdigit() => {
+                if size > u64::MAX >> 4 {
                     return Err(Http1Error::ChunkSize);
                 }
                 let digit = (byte as char).to_digit(16).unwrap_or(0);
                 State::Size {
                     size: size << 4 | u64::from(digit),
-                    digits: digits + 1,
+                    digits: true,
                 }
             }
-            (State::Size { digits: 0, .. }, _) => return Err(Http1Error::ChunkSize),
-            (State::Size { size, .. }, b'\r') | (State::Extension { size }, b'\r') => {
-                State::SizeLf { size }
+            (State::Size { digits: false, .. }, _) => return Err(Http1Error::ChunkSize),
+            (State::Size { size, .. } | State::SizeLws { size }, b' ' | b'\t') => {
+                State::SizeLws { size }
             }
-            (State::Size { size, .. }, b' ' | b'\t' | b';') | (State::Extension { size }, _)
-                if byte != b'\n' =>
-            {
-                self.extensions += 1;
-                if self.extensions > MAX_EXTENSIONS {
-                    return Err(Http1Error::ChunkExtensions);
-                }
+            (
+                State::Size { size, .. } | State::SizeLws { size } | State::Extension { size },
+                b'\r',
+            ) => State::SizeLf { size },
+            (State::Size { size, .. } | State::SizeLws { size }, b';') => {
+                self.extension_byte()?;
+                State::Extension { size }
+            }
+            (State::Extension { size }, _) if byte != b'\n' => {
+                self.extension_byte()?;
                 State::Extension { size }
             }
             (State::SizeLf { size: 0 }, b'\n') => State::Trailers,
             (State::SizeLf { size }, b'\n') => State::Data(size),
             (State::DataCr, b'\r') => State::DataLf,
-            (State::DataLf, b'\n') => State::Size { size: 0, digits: 0 },
+            (State::DataLf, b'\n') => State::Size {
+                size: 0,
+                digits: false,
+            },
             _ => return Err(Http1Error::ChunkSize),
         };
         Ok(next)
+    }
+
+    /// Counts a byte of chunk extensions against their limit.
+    fn extension_byte(&mut self) -> Result<(), Http1Error> {
+        self.extensions += 1;
+        if self.extensions > MAX_EXTENSIONS {
+            return Err(Http1Error::ChunkExtensions);
+        }
+        Ok(())
     }
 
     /// The trailer section: an empty line, or header fields up to one.
@@ -182,19 +202,16 @@ impl Decoder {
             self.state = State::End;
             return Ok(Decoded::End);
         }
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if buf.len() > MAX_TRAILERS {
-                return Err(Http1Error::Trailers);
-            }
-            return Ok(Decoded::More);
-        };
-        let section = buf.split_to(end + 4);
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let Ok(httparse::Status::Complete((_, fields))) =
-            httparse::parse_headers(&section, &mut fields)
-        else {
-            return Err(Http1Error::Trailers);
+        let (len, fields) = match httparse::parse_headers(buf, &mut fields) {
+            Ok(httparse::Status::Complete((len, fields))) => (len, fields),
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_TRAILERS => return Ok(Decoded::More),
+            _ => return Err(Http1Error::Trailers),
         };
+        // The section ends with CRLF CRLF (httparse also takes a bare LF), within the limit.
+        if len > MAX_TRAILERS || !buf[..len].ends_with(b"\r\n\r\n") {
+            return Err(Http1Error::Trailers);
+        }
         let mut trailers = HeaderMap::with_capacity(fields.len());
         for field in fields {
             let name = http::HeaderName::from_bytes(field.name.as_bytes())
@@ -203,6 +220,7 @@ impl Decoder {
                 http::HeaderValue::from_bytes(field.value).map_err(|_| Http1Error::Trailers)?;
             trailers.append(name, value);
         }
+        buf.advance(len);
         self.state = State::End;
         Ok(Decoded::Trailers(trailers))
     }
@@ -260,10 +278,10 @@ mod tests {
 
     #[test]
     fn a_chunked_body_however_it_is_split() {
-        let wire = b"5\r\nhello\r\n6;name=value\r\n world\r\nA \r\n0123456789\r\n0\r\n\r\n";
+        let wire = b"5\r\nhello\r\n6 ; name=value\r\n world\r\nA \r\n0123456789\r\n000000000000000000000001\r\n!\r\n0\r\n\r\n";
         for step in 1..wire.len() {
             let (body, trailers, end) = decode_in_steps(Framing::Chunked, wire, step);
-            assert_eq!(body, b"hello world0123456789", "step {step}");
+            assert_eq!(body, b"hello world0123456789!", "step {step}");
             assert!(trailers.is_none());
             assert_eq!(end.unwrap(), 0);
         }
@@ -291,6 +309,12 @@ mod tests {
             b"3\r\nabcX\r\n0\r\n\r\n",
             b"3\r\nabc\r\r0\r\n\r\n",
             b"11111111111111111\r\n",
+            // Whitespace after the size, then anything but `;` or CR.
+            b"5 5\r\nhello\r\n0\r\n\r\n",
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
+            // The trailer section ends with CRLF CRLF, not a bare LF.
+            b"0\r\n\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            b"0\r\nX: 1\r\n\n",
             b"0\r\nBad Name: x\r\n\r\n",
         ] {
             let (_, _, end) = decode_in_steps(Framing::Chunked, wire, 4);

@@ -76,18 +76,27 @@ pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
 }
 
 /// Parses the response head at the start of `buf`, skipping interim (1xx) responses, and
-/// removes it from `buf`. `Ok(None)` when more bytes are needed.
+/// removes it from `buf`. `Ok(None)` when more bytes are needed. `taken` counts the bytes of
+/// the heads taken so far for this response (start it at 0): all of them together may not
+/// exceed [`MAX_HEAD`].
 pub fn parse_response(
     buf: &mut BytesMut,
     request_method: &Method,
+    taken: &mut usize,
 ) -> Result<Option<ResponseHead>, Http1Error> {
     loop {
-        let Some(head) = parse_one(buf, request_method)? else {
-            if buf.len() >= MAX_HEAD {
+        let before = buf.len();
+        let parsed = parse_one(buf, request_method)?;
+        *taken += before - buf.len();
+        let Some(head) = parsed else {
+            if *taken + buf.len() >= MAX_HEAD {
                 return Err(Http1Error::HeadTooLarge);
             }
             return Ok(None);
         };
+        if *taken > MAX_HEAD {
+            return Err(Http1Error::HeadTooLarge);
+        }
         // 100 Continue, 102 Processing, 103 Early Hints: a final response follows.
         if head.response.status().is_informational() {
             if head.response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -181,7 +190,9 @@ fn parse_one(
     let mut headers = HeaderMap::with_capacity(count);
     let mut content_length = None;
     let mut chunked = None;
-    let mut close = version == Version::HTTP_10;
+    // HTTP/1.0 closes unless the upstream says `keep-alive`; a `close` anywhere wins.
+    let mut saw_close = false;
+    let mut saw_keep_alive = false;
     for span in spans {
         let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
             .map_err(|_| Http1Error::HeaderName)?;
@@ -207,9 +218,9 @@ fn parse_one(
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                    saw_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    saw_keep_alive = true;
                 }
             }
         }
@@ -235,6 +246,7 @@ fn parse_one(
         }
     };
 
+    let close = saw_close || (version == Version::HTTP_10 && !saw_keep_alive);
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -273,7 +285,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Http1Error> {
 
 #[cfg(test)]
 fn parse(bytes: &[u8], method: &Method) -> Result<Option<ResponseHead>, Http1Error> {
-    parse_response(&mut BytesMut::from(bytes), method)
+    parse_response(&mut BytesMut::from(bytes), method, &mut 0)
 }
 
 #[cfg(test)]
@@ -338,7 +350,9 @@ mod tests {
     #[test]
     fn the_head_is_taken_from_the_buffer_and_the_body_left() {
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..]);
-        let head = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        let head = parse_response(&mut buf, &Method::GET, &mut 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(head.framing, Framing::Length(5));
         assert_eq!(&buf[..], b"hello");
     }
@@ -381,6 +395,14 @@ mod tests {
                 .keep_alive
         );
         assert!(!ok("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        // A `close` is never undone by a `keep-alive` after it.
+        for head in [
+            "HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(!ok(head).keep_alive, "{head}");
+        }
         let kept = ok("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
         assert!(kept.keep_alive);
         assert_eq!(kept.response.version(), Version::HTTP_10);
@@ -452,6 +474,25 @@ mod tests {
             parse(&long, &Method::GET).unwrap_err(),
             Http1Error::HeadTooLarge
         ));
+        // A complete head over the limit, read in one go, is refused too.
+        let mut complete = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        complete.resize(MAX_HEAD + 10, b'a');
+        complete.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(
+            parse(&complete, &Method::GET).unwrap_err(),
+            Http1Error::HeadTooLarge
+        ));
+        // So is an endless run of interim responses, however it is read.
+        let mut buf = BytesMut::new();
+        let mut taken = 0;
+        let result = loop {
+            buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            match parse_response(&mut buf, &Method::GET, &mut taken) {
+                Ok(None) => continue,
+                other => break other,
+            }
+        };
+        assert!(matches!(result, Err(Http1Error::HeadTooLarge)));
     }
 
     #[test]

@@ -37,16 +37,16 @@ const MIN_ROOM: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Http1Error {
     /// Writing the request failed.
-    #[error("writing the request failed: {0}")]
+    #[error("writing the request failed")]
     Write(#[source] io::Error),
     /// Reading the response failed.
-    #[error("reading the response failed: {0}")]
+    #[error("reading the response failed")]
     Read(#[source] io::Error),
     /// The upstream closed the connection before its response head was complete.
     #[error("the upstream closed the connection before a complete response head")]
     Closed,
     /// The response head is not HTTP/1.x.
-    #[error("malformed response head: {0}")]
+    #[error("malformed response head")]
     Parse(#[source] httparse::Error),
     /// A status outside 100-999.
     #[error("invalid response status {0}")]
@@ -142,8 +142,9 @@ impl Connection {
             });
         }
         let mut received = false;
+        let mut taken = 0;
         loop {
-            match head::parse_response(&mut self.buf, method) {
+            match head::parse_response(&mut self.buf, method, &mut taken) {
                 Ok(Some(head)) => {
                     self.decoder = Decoder::new(head.framing);
                     self.keep_alive = head.keep_alive;
@@ -291,8 +292,9 @@ pub fn read_response<'a>(
         trailers: Vec::new(),
         end: Err(Http1Error::Closed.to_string()),
     };
+    let mut taken = 0;
     let (mut decoder, keep_alive) = loop {
-        match head::parse_response(&mut buf, method) {
+        match head::parse_response(&mut buf, method, &mut taken) {
             Ok(Some(head)) => {
                 outcome.status = Some(head.response.status().as_u16());
                 outcome.headers = fields(head.response.headers());
