@@ -6,8 +6,9 @@ use http::StatusCode;
 use crate::backend::*;
 use crate::support::*;
 
-fn config(pool: &str) -> String {
-    format!(
+/// A gateway with one route to `b` and `httpclient.pool` set to `pool`.
+async fn gateway_to(b: &Backend, pool: &str) -> Gw {
+    let config = format!(
         r#"
 gateway:
   httpclient:
@@ -16,13 +17,14 @@ gateway:
   - id: b
     uri: http://${{B}}
 "#
-    )
+    );
+    gateway(&config, None, &[("B", &b.addr.to_string())]).await
 }
 
 #[tokio::test]
 async fn sequential_requests_share_one_connection() {
     let b = backend("b").await;
-    let gw = gateway(&config("{}"), None, &[("B", &b.addr.to_string())]).await;
+    let gw = gateway_to(&b, "{}").await;
     for _ in 0..20 {
         assert_eq!(get(gw.addr, "/x").await.status, StatusCode::OK);
     }
@@ -37,7 +39,7 @@ async fn sequential_requests_share_one_connection() {
 #[tokio::test]
 async fn a_connection_the_upstream_closed_is_not_used_again() {
     let b = backend("b").await;
-    let gw = gateway(&config("{}"), None, &[("B", &b.addr.to_string())]).await;
+    let gw = gateway_to(&b, "{}").await;
     for round in 1..=5 {
         assert_eq!(
             get(gw.addr, "/x").await.status,
@@ -59,12 +61,7 @@ async fn a_connection_the_upstream_closed_is_not_used_again() {
 #[tokio::test]
 async fn max_idle_per_host_caps_the_connections_kept() {
     let b = backend("b").await;
-    let gw = gateway(
-        &config("{ max-idle-per-host: 1 }"),
-        None,
-        &[("B", &b.addr.to_string())],
-    )
-    .await;
+    let gw = gateway_to(&b, "{ max-idle-per-host: 1 }").await;
     // Three requests at once need three connections.
     b.set(Mode::Hold);
     let held: Vec<_> = (0..3)
@@ -93,12 +90,7 @@ async fn requests_with_and_without_bodies_share_the_per_host_limit() {
     // kinds of connection share `max-idle-per-host`, and a full pool makes room for the kind
     // just used by closing the other kind's oldest.
     let b = backend("b").await;
-    let gw = gateway(
-        &config("{ max-idle-per-host: 1 }"),
-        None,
-        &[("B", &b.addr.to_string())],
-    )
-    .await;
+    let gw = gateway_to(&b, "{ max-idle-per-host: 1 }").await;
     let post = Req::new(http::Method::POST, gw.addr, "/with-body")
         .body("payload")
         .send()
@@ -120,12 +112,7 @@ async fn requests_with_and_without_bodies_share_the_per_host_limit() {
 #[tokio::test]
 async fn max_idle_zero_keeps_no_connection() {
     let b = backend("b").await;
-    let gw = gateway(
-        &config("{ max-idle: 0 }"),
-        None,
-        &[("B", &b.addr.to_string())],
-    )
-    .await;
+    let gw = gateway_to(&b, "{ max-idle: 0 }").await;
     for _ in 0..3 {
         assert_eq!(get(gw.addr, "/x").await.status, StatusCode::OK);
     }
@@ -136,12 +123,7 @@ async fn max_idle_zero_keeps_no_connection() {
 #[tokio::test]
 async fn connections_idle_past_max_idle_time_are_closed() {
     let b = backend("b").await;
-    let gw = gateway(
-        &config("{ max-idle-time: 300ms }"),
-        None,
-        &[("B", &b.addr.to_string())],
-    )
-    .await;
+    let gw = gateway_to(&b, "{ max-idle-time: 300ms }").await;
     assert_eq!(get(gw.addr, "/x").await.status, StatusCode::OK);
     eventually("the idle connection closed by weir", || {
         b.open_connections() == 0
@@ -154,7 +136,7 @@ async fn connections_idle_past_max_idle_time_are_closed() {
 #[tokio::test]
 async fn a_head_answer_leaves_the_connection_reusable() {
     let b = backend("b").await;
-    let gw = gateway(&config("{}"), None, &[("B", &b.addr.to_string())]).await;
+    let gw = gateway_to(&b, "{}").await;
     let head = Req::new(http::Method::HEAD, gw.addr, "/x").send().await;
     assert_eq!(head.status, StatusCode::OK);
     assert_eq!(get(gw.addr, "/x").await.status, StatusCode::OK);

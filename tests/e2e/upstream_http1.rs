@@ -223,15 +223,17 @@ async fn a_body_cut_short_is_not_passed_off_as_complete() {
     }
 }
 
+/// One answer; then the pooled connection is closed as the next request arrives, unanswered;
+/// then an answer on whichever connection asks next.
+const ANSWER_CLOSE_ANSWER: [Reply; 3] = [
+    Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
+    Reply::Close,
+    Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"),
+];
+
 #[tokio::test]
 async fn an_idempotent_request_is_sent_again_when_a_pooled_connection_was_closed() {
-    let up = scripted(&[
-        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
-        // The pooled connection is closed as the next request arrives, unanswered.
-        Reply::Close,
-        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"),
-    ])
-    .await;
+    let up = scripted(&ANSWER_CLOSE_ANSWER).await;
     let gw = gateway_to(&up).await;
     assert_eq!(get(gw.addr, "/").await.text(), "one");
     assert_eq!(get(gw.addr, "/again").await.text(), "two");
@@ -241,12 +243,7 @@ async fn an_idempotent_request_is_sent_again_when_a_pooled_connection_was_closed
 
 #[tokio::test]
 async fn a_request_that_is_not_idempotent_is_not_sent_twice() {
-    let up = scripted(&[
-        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
-        Reply::Close,
-        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"),
-    ])
-    .await;
+    let up = scripted(&ANSWER_CLOSE_ANSWER).await;
     let gw = gateway_to(&up).await;
     assert_eq!(get(gw.addr, "/").await.text(), "one");
     // A POST without a body: the upstream may have acted on it before closing.
