@@ -301,7 +301,8 @@ impl Client {
             None => http1::head::write_request(request, &mut head),
         };
         if !written {
-            if let Some(connection) = pooled {
+            if let Some(mut connection) = pooled {
+                connection.head.clear();
                 connection.release();
             }
             return None;
@@ -318,8 +319,9 @@ impl Client {
                 }
                 match connection.conn.send(&connection.head, &method).await {
                     Ok(head) => {
-                        // Not kept while the connection waits in the pool (it may carry
-                        // credentials); the buffer is.
+                        // Emptied: an idle connection holds no request head (which may carry
+                        // credentials) as data; its bytes stay in the buffer's allocation until
+                        // the next request's overwrite them.
                         connection.head.clear();
                         self.start_sweeper();
                         let (parts, ()) = head.response.into_parts();
@@ -331,7 +333,7 @@ impl Client {
                     // A pooled connection the upstream closed as the request went out: a new
                     // connection gets it, once (one that fails is not tried again).
                     Err(failed) if reused && failed.retry_safe => {
-                        tracing::debug!(error = %failed.error, "pooled upstream connection failed; sending again on a new one");
+                        tracing::debug!(error = %super::error_chain(&failed.error), "pooled upstream connection failed; sending again on a new one");
                         head = std::mem::take(&mut connection.head);
                     }
                     Err(failed) => return Err(ClientError::Http1(failed.error)),

@@ -20,7 +20,7 @@ use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
 use super::balance::{Endpoint, Instance, Service as BalancedService};
 use super::client::{Client, HttpClient};
 use super::headers::remove_hop_by_hop;
-use super::{dispatch, Conn};
+use super::{dispatch, error_chain, Conn};
 use crate::compile::RouteTable;
 use crate::config::PoolLimits;
 
@@ -422,18 +422,6 @@ fn client_body_failed(err: &(dyn std::error::Error + 'static)) -> bool {
         source = e.source();
     }
     false
-}
-
-/// An error and its causes, as one line.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 /// `forward:/path`: dispatches the request again, with the path replaced, through the route

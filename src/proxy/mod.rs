@@ -130,3 +130,15 @@ pub async fn dispatch(
     };
     (response, Some(route.id.clone()))
 }
+
+/// An error and its causes, as one line.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

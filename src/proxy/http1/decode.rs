@@ -301,6 +301,15 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_the_trailers_stay_in_the_buffer() {
+        let wire = b"1\r\na\r\n0\r\nX: 1\r\n\r\nEXTRA";
+        let (body, trailers, end) = decode_in_steps(Framing::Chunked, wire, 64);
+        assert_eq!(body, b"a");
+        assert!(trailers.is_some());
+        assert_eq!(end.unwrap(), 5, "left for the connection to refuse reuse");
+    }
+
+    #[test]
     fn malformed_chunks_are_errors() {
         for wire in [
             &b"x\r\nabc\r\n0\r\n\r\n"[..],

@@ -41,10 +41,16 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
+/// The longest request head this client writes. The connection reads nothing until its head is
+/// written, so a head must fit in what the sockets buffer even when the upstream has stopped
+/// reading to answer early (a 431, say); longer heads go through hyper's client, which reads
+/// while it writes.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
 /// Writes `request`'s head into `out` as HTTP/1.1, its uri in origin form. Returns `false`,
 /// with `out` in an unspecified state, if the request is not one this client sends: it has a
-/// body, announces one (`Content-Length` other than 0, or `Transfer-Encoding`), or is a
-/// `CONNECT`.
+/// body, announces one (`Content-Length` other than 0, or `Transfer-Encoding`), is a
+/// `CONNECT`, or its head is longer than [`MAX_REQUEST_HEAD`].
 pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
     if request.method() == Method::CONNECT {
         return false;
@@ -72,7 +78,7 @@ pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    true
+    out.len() <= MAX_REQUEST_HEAD
 }
 
 /// Parses the response head at the start of `buf`, skipping interim (1xx) responses, and
@@ -188,7 +194,13 @@ fn parse_one(
     };
 
     let mut headers = HeaderMap::with_capacity(count);
-    let mut content_length = None;
+    // Framing headers are checked only for a response that has a body: a HEAD, 204 or 304
+    // answer's are not read (as hyper does).
+    let bodiless = request_method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut content_length = Ok(None);
     let mut chunked = None;
     // HTTP/1.0 closes unless the upstream says `keep-alive`; a `close` anywhere wins.
     let mut saw_close = false;
@@ -201,11 +213,13 @@ fn parse_one(
         )
         .map_err(|_| Http1Error::HeaderValue)?;
         if name == header::CONTENT_LENGTH {
-            let length = parse_content_length(value.as_bytes())?;
-            if content_length.is_some_and(|l| l != length) {
-                return Err(Http1Error::ContentLength);
-            }
-            content_length = Some(length);
+            content_length = match (content_length, parse_content_length(value.as_bytes())) {
+                (Ok(Some(earlier)), Ok(length)) if earlier != length => {
+                    Err(Http1Error::ContentLength)
+                }
+                (Ok(_), length) => length.map(Some),
+                (Err(e), _) => Err(e),
+            };
         } else if name == header::TRANSFER_ENCODING {
             // Only the last coding of the last header says whether the body is chunked.
             let last = value
@@ -227,14 +241,10 @@ fn parse_one(
         headers.append(name, value);
     }
 
-    let framing = if request_method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    let framing = if bodiless {
         Framing::Empty
     } else {
-        match (chunked, content_length) {
+        match (chunked, content_length?) {
             // Both framings at once is how responses are smuggled: refused, not guessed.
             (Some(_), Some(_)) => return Err(Http1Error::AmbiguousFraming),
             (Some(_), None) if version == Version::HTTP_10 => {
@@ -271,7 +281,13 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Http1Error> {
     let mut length = None;
     for part in value.split(|&b| b == b',') {
         let part = part.trim_ascii();
-        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return Err(Http1Error::ContentLength);
+        }
+        // Leading zeros say nothing; 19 digits always fit in a u64.
+        let first = part.iter().position(|&d| d != b'0').unwrap_or(part.len());
+        let part = &part[first..];
+        if part.len() > 19 {
             return Err(Http1Error::ContentLength);
         }
         let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
@@ -337,6 +353,9 @@ mod tests {
         assert!(!write_request(&chunked, &mut out));
         let connect = Request::connect("up:443").body(()).unwrap();
         assert!(!write_request(&connect, &mut out));
+        let long = "a".repeat(MAX_REQUEST_HEAD);
+        let large = Request::get("/").header("x-long", long).body(()).unwrap();
+        assert!(!write_request(&large, &mut out));
     }
 
     #[test]
@@ -448,6 +467,22 @@ mod tests {
             ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n").framing,
             Framing::Length(5)
         );
+        assert_eq!(
+            ok("HTTP/1.1 200 OK\r\nContent-Length: 000000000000000000012\r\n\r\n").framing,
+            Framing::Length(12)
+        );
+        // A response without a body is not framed: its framing headers are not read.
+        for head in [
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(ok(head).framing, Framing::Empty, "{head}");
+        }
+        let head = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
+            &Method::HEAD,
+        );
+        assert_eq!(head.unwrap().unwrap().framing, Framing::Empty);
         assert!(matches!(
             err("HTTP/1.1 099 Odd\r\n\r\n"),
             Http1Error::Status(99)
