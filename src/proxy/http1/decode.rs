@@ -95,11 +95,11 @@ impl Decoder {
 
     /// The connection has no more bytes: the end of a body delimited by the close, and an
     /// error for any other body that is not complete.
-    pub fn eof(&mut self) -> Result<Decoded, Http1Error> {
+    pub fn eof(&mut self) -> Result<(), Http1Error> {
         match self.state {
             State::Close | State::End => {
                 self.state = State::End;
-                Ok(Decoded::End)
+                Ok(())
             }
             _ => Err(Http1Error::BodyCutShort),
         }
@@ -253,10 +253,7 @@ mod tests {
                     fed = end;
                 }
                 Ok(Decoded::More) => {
-                    return match decoder.eof() {
-                        Ok(_) => (body, trailers, Ok(0)),
-                        Err(e) => (body, trailers, Err(e)),
-                    }
+                    return (body, trailers, decoder.eof().map(|()| 0));
                 }
                 Err(e) => return (body, trailers, Err(e)),
             }

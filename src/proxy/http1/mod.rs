@@ -182,19 +182,19 @@ impl Connection {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Http1Error>>> {
         loop {
-            let decoded = match self.decoder.decode(&mut self.buf) {
+            let frame = match self.decoder.decode(&mut self.buf) {
+                Ok(Decoded::Data(data)) => Ok(Some(Frame::data(data))),
+                Ok(Decoded::Trailers(trailers)) => Ok(Some(Frame::trailers(trailers))),
+                Ok(Decoded::End) => Ok(None),
                 Ok(Decoded::More) => match ready!(self.poll_read(cx)) {
-                    Ok(0) => self.decoder.eof(),
+                    Ok(0) => self.decoder.eof().map(|()| None),
                     Ok(_) => continue,
                     Err(e) => Err(Http1Error::Read(e)),
                 },
-                other => other,
+                Err(e) => Err(e),
             };
-            return Poll::Ready(match decoded {
-                Ok(Decoded::Data(data)) => Some(Ok(Frame::data(data))),
-                Ok(Decoded::Trailers(trailers)) => Some(Ok(Frame::trailers(trailers))),
-                Ok(Decoded::End) => None,
-                Ok(Decoded::More) => continue,
+            return Poll::Ready(match frame {
+                Ok(frame) => frame.map(Ok),
                 Err(e) => {
                     self.keep_alive = false;
                     Some(Err(e))
@@ -317,13 +317,14 @@ pub fn read_response<'a>(
                     buf.extend_from_slice(read);
                     continue;
                 }
-                None => decoder.eof(),
+                None => decoder.eof().map(|()| Decoded::End),
             },
             other => other,
         };
         match decoded {
             Ok(Decoded::Data(data)) => outcome.body.extend_from_slice(&data),
             Ok(Decoded::Trailers(trailers)) => outcome.trailers = fields(&trailers),
+            // `More` was read past above.
             Ok(Decoded::End | Decoded::More) => {
                 // Reusable as `Connection::reusable` says: nothing more was read than the
                 // response (a read that is still to come counts too).
