@@ -467,13 +467,12 @@ impl HostPool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= pools.limits.max_idle_per_host {
             // Full: room is made by closing the oldest idle connection of the other kind, so
-            // that one kind cannot keep the other out of the pool.
+            // that one kind cannot keep the other out of the pool. This one takes its place
+            // in the count of all idle connections.
             if !C::evict_other(&mut idle) {
                 return;
             }
-            pools.idle.fetch_sub(1, Ordering::Relaxed);
-        }
-        if pools.idle.fetch_add(1, Ordering::Relaxed) >= pools.limits.max_idle {
+        } else if pools.idle.fetch_add(1, Ordering::Relaxed) >= pools.limits.max_idle {
             pools.idle.fetch_sub(1, Ordering::Relaxed);
             return;
         }
