@@ -1,7 +1,8 @@
 //! weir's own HTTP/1 client (bodiless requests to `http://` upstreams) against an upstream
 //! that answers with scripted bytes: every framing of a response body, interim responses,
 //! connections reused only when the response ended cleanly, a request sent again when a
-//! pooled connection turns out closed, and malformed or ambiguous responses refused with 502.
+//! pooled connection turns out closed, malformed or ambiguous responses refused with 502, and
+//! the requests it leaves to hyper's client (a body, a head over 16 KiB).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -227,6 +228,53 @@ async fn ambiguous_and_malformed_responses_are_a_502() {
 }
 
 #[tokio::test]
+async fn malformed_responses_to_requests_with_bodies_are_a_502_too() {
+    // Requests with a body go over hyper's client: the same answer, the same message.
+    for reply in [
+        "HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\nhello",
+        "SMTP ready\r\n\r\n",
+    ] {
+        let up = scripted(&[&[Reply::Send(reply)]]).await;
+        let gw = gateway_to(&up).await;
+        let resp = Req::new(Method::POST, gw.addr, "/x").body("x").send().await;
+        assert_error_body(&resp, 502, "/x", Some("up"));
+        assert!(
+            resp.text().contains("malformed"),
+            "{reply:?}: {}",
+            resp.text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_head_too_long_for_weirs_client_goes_through_hypers() {
+    // A request head over 16 KiB is sent by hyper's client, which reads while it writes; the
+    // pooled connection the bodiless client checked out for it goes back unused.
+    let up = scripted(&[
+        &[
+            Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"),
+            Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthird"),
+        ],
+        &[Reply::Send(
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong",
+        )],
+    ])
+    .await;
+    let gw = gateway_to(&up).await;
+    assert_eq!(get(gw.addr, "/1").await.text(), "first");
+    let long = "a".repeat(20 * 1024);
+    let resp = Req::get(gw.addr, "/2").header("x-long", &long).send().await;
+    assert_eq!(resp.text(), "long");
+    assert_eq!(get(gw.addr, "/3").await.text(), "third");
+    assert_eq!(up.connections.load(Ordering::SeqCst), 2);
+    let requests = up.requests.lock().unwrap().clone();
+    assert!(
+        requests[1].contains(&long),
+        "the long header went upstream whole"
+    );
+}
+
+#[tokio::test]
 async fn a_body_cut_short_is_not_passed_off_as_complete() {
     // A chunked body whose last chunk never comes: weir re-chunks it for the client, and must
     // not end it with a last chunk of its own.
@@ -252,19 +300,21 @@ async fn a_body_cut_short_is_not_passed_off_as_complete() {
     );
 }
 
+/// The first connection answers "one", then is closed by the upstream as the next request
+/// arrives, unanswered; a second connection answers "two".
+const ANSWER_THEN_CLOSE: [&[Reply]; 2] = [
+    &[
+        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
+        Reply::Close,
+    ],
+    &[Reply::Send(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo",
+    )],
+];
+
 #[tokio::test]
 async fn an_idempotent_request_is_sent_again_when_a_pooled_connection_was_closed() {
-    let up = scripted(&[
-        // The pooled connection is closed as the next request arrives, unanswered.
-        &[
-            Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
-            Reply::Close,
-        ],
-        &[Reply::Send(
-            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo",
-        )],
-    ])
-    .await;
+    let up = scripted(&ANSWER_THEN_CLOSE).await;
     let gw = gateway_to(&up).await;
     assert_eq!(get(gw.addr, "/").await.text(), "one");
     assert_eq!(get(gw.addr, "/again").await.text(), "two");
@@ -296,16 +346,7 @@ async fn a_request_is_sent_again_once_and_on_a_new_connection() {
 
 #[tokio::test]
 async fn a_request_that_is_not_idempotent_is_not_sent_twice() {
-    let up = scripted(&[
-        &[
-            Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"),
-            Reply::Close,
-        ],
-        &[Reply::Send(
-            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo",
-        )],
-    ])
-    .await;
+    let up = scripted(&ANSWER_THEN_CLOSE).await;
     let gw = gateway_to(&up).await;
     assert_eq!(get(gw.addr, "/").await.text(), "one");
     // A POST without a body: the upstream may have acted on it before closing.
