@@ -16,6 +16,15 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+/// The elements of a comma-separated header value (RFC 9110 §5.6.1), without the whitespace
+/// around them; empty elements are skipped.
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|element| !element.is_empty())
+}
+
 /// Removes the hop-by-hop headers, every header that `Connection` names, and `Upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names finds those present (most messages carry none, or only
@@ -36,11 +45,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| !token.is_empty() && !is_listed(token) && headers.contains_key(*token))
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .flat_map(|v| list_elements(v.as_bytes()))
+            .filter(|token| !is_listed(token))
+            .filter_map(|token| HeaderName::from_bytes(token).ok())
+            .filter(|name| headers.contains_key(name))
             .collect();
         for name in named {
             headers.remove(name);
@@ -64,10 +72,10 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 
 /// Whether a `Connection` token names a header in [`HOP_BY_HOP`] (removed with the others
 /// when present).
-fn is_listed(token: &str) -> bool {
+fn is_listed(token: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
-        .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
+        .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::Http1Error;
+use crate::proxy::headers::list_elements;
 
 /// The most headers a response head may have (as hyper's client allows).
 pub const MAX_HEADERS: usize = 100;
@@ -222,15 +223,10 @@ fn parse_one(
             };
         } else if name == header::TRANSFER_ENCODING {
             // Only the last coding of the last header says whether the body is chunked.
-            let last = value
-                .as_bytes()
-                .rsplit(|&b| b == b',')
-                .next()
-                .unwrap_or(b"");
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            let last = list_elements(value.as_bytes()).last();
+            chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
         } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|&b| b == b',') {
-                let token = token.trim_ascii();
+            for token in list_elements(value.as_bytes()) {
                 if token.eq_ignore_ascii_case(b"close") {
                     saw_close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -382,6 +378,11 @@ mod tests {
     fn chunked_close_delimited_and_bodiless_responses() {
         assert_eq!(
             ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").framing,
+            Framing::Chunked
+        );
+        // Empty list elements count for nothing (RFC 9110 §5.6.1).
+        assert_eq!(
+            ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, \r\n\r\n").framing,
             Framing::Chunked
         );
         let gzip_only = ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
