@@ -24,6 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::uri::PathAndQuery;
 use http::{header, Request, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
@@ -34,6 +35,7 @@ use tower::Service;
 use weir_filters::{Body, BoxError, Lease, UpstreamBody};
 
 use super::balance::Endpoint;
+use super::headers::HeaderEdits;
 use super::http1;
 use crate::config::PoolLimits;
 
@@ -240,23 +242,38 @@ impl Client {
                 .insert(header::HOST, endpoint.host.clone());
         }
         let pool = self.pool(&endpoint);
-        self.send(&pool, &endpoint, request).await
+        self.send(&pool, &endpoint, request, HeaderEdits::default())
+            .await
     }
 
-    /// Sends `request`, whose uri is in origin form (`/path?query`), to `endpoint` over a
-    /// connection from `pool`, which must be `self.pool(endpoint)`.
-    pub async fn send(
+    /// Sends `request`, whose uri is in origin form (`/path?query`), with `edits` made to its
+    /// headers, to `endpoint` over a connection from `pool`, which must be
+    /// `self.pool(endpoint)`. The request's head is written (or the edits applied) in this call;
+    /// the future returned sends it.
+    pub fn send<'a>(
+        &'a self,
+        pool: &'a Arc<HostPool>,
+        endpoint: &'a Endpoint,
+        mut request: Request<Body>,
+        edits: HeaderEdits,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a {
+        if endpoint.scheme == http::uri::Scheme::HTTP && request.body().is_end_stream() {
+            // Otherwise (not a request the plain client sends) hyper's client sends it.
+            if let Some(sent) = self.send_plain(pool, endpoint, &request, &edits) {
+                return Either::Left(sent);
+            }
+        }
+        edits.apply(request.headers_mut());
+        Either::Right(self.send_hyper(pool, endpoint, request))
+    }
+
+    /// Sends `request` over a connection of hyper's HTTP/1 client.
+    async fn send_hyper(
         &self,
         pool: &Arc<HostPool>,
         endpoint: &Endpoint,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, ClientError> {
-        if endpoint.scheme == http::uri::Scheme::HTTP && request.body().is_end_stream() {
-            // Otherwise (not a request the plain client sends) hyper's client sends it.
-            if let Some(sent) = self.send_plain(pool, endpoint, &request) {
-                return sent.await;
-            }
-        }
         loop {
             let (mut connection, reused) = match pool.checkout::<Connection>() {
                 Some(connection) => (connection, true),
@@ -284,21 +301,22 @@ impl Client {
     }
 
     /// Sends a bodiless `request` over a connection of weir's own HTTP/1 client: the request's
-    /// head is written out here, and the future returned sends it. `None` (nothing sent) when
-    /// the request is not one that client sends.
+    /// head (with `edits`) is written out here, and the future returned sends it. `None`
+    /// (nothing sent) when the request is not one that client sends.
     fn send_plain<'a>(
         &'a self,
         pool: &'a Arc<HostPool>,
         endpoint: &'a Endpoint,
         request: &Request<Body>,
+        edits: &HeaderEdits,
     ) -> Option<impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a> {
         let method = request.method().clone();
         let mut pooled = pool.checkout::<Plain>();
         // The head goes into a pooled connection's buffer; only a new connection needs one.
         let mut head = Vec::new();
         let written = match &mut pooled {
-            Some(connection) => http1::head::write_request(request, &mut connection.head),
-            None => http1::head::write_request(request, &mut head),
+            Some(connection) => http1::head::write_request(request, edits, &mut connection.head),
+            None => http1::head::write_request(request, edits, &mut head),
         };
         if !written {
             if let Some(mut connection) = pooled {

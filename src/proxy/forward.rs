@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -19,7 +18,7 @@ use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
 
 use super::balance::{Endpoint, Instance, Service as BalancedService};
 use super::client::{Client, HttpClient};
-use super::headers::remove_hop_by_hop;
+use super::headers::{remove_hop_by_hop, EditValue, HeaderEdits, ShortValue};
 use super::{dispatch, error_chain, Conn};
 use crate::compile::RouteTable;
 use crate::config::PoolLimits;
@@ -47,8 +46,6 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
-/// How many `X-Forwarded-*` headers the forwarder may add.
-const X_FORWARDED_COUNT: usize = 5;
 
 /// Where a forwarder sends requests.
 pub enum Target {
@@ -93,35 +90,6 @@ impl Forwarder {
     }
 }
 
-/// `ip` as text in `buf`. IPv4, what almost every peer is, is written digit by digit: the
-/// formatting machinery costs several times more.
-fn write_ip(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
-    let IpAddr::V4(v4) = ip else {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let _ = write!(cursor, "{ip}");
-        let len = cursor.position() as usize;
-        return &buf[..len];
-    };
-    let mut len = 0;
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buf[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buf[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buf[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    &buf[..len]
-}
-
 fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(err);
     while let Some(e) = source {
@@ -136,8 +104,14 @@ fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl Forwarder {
-    /// Turns the exchange's request into the upstream request for `endpoint`.
-    fn upstream_request(&self, exchange: Exchange, endpoint: &Endpoint) -> http::Request<Body> {
+    /// Turns the exchange's request into the upstream request for `endpoint`, and the changes
+    /// its headers need on the way (hop-by-hop headers dropped, `X-Forwarded-*` and `Host`
+    /// set), which the client makes as it sends it.
+    fn upstream_request(
+        &self,
+        exchange: Exchange,
+        endpoint: &Endpoint,
+    ) -> (http::Request<Body>, HeaderEdits) {
         let Exchange {
             mut request,
             client,
@@ -146,12 +120,12 @@ impl Forwarder {
             stripped_prefix,
             ..
         } = exchange;
-        let original_host = request.headers().get(header::HOST).cloned();
-        let headers = request.headers_mut();
-        remove_hop_by_hop(headers);
-        // Room for the X-Forwarded-* headers below: a parsed head's map has none to spare, and
-        // growing it once per insert rehashes it each time.
-        headers.reserve(X_FORWARDED_COUNT);
+        let headers = request.headers();
+        let mut edits = HeaderEdits::dropping_hop_by_hop(headers);
+        if !preserve_host {
+            // First, where a client writes it.
+            edits.set(header::HOST, EditValue::Header(endpoint.host.clone()));
+        }
 
         let peer = client.ip();
         let trusted = weir_predicates::remote_addr::contains(&self.trusted_proxies, peer);
@@ -160,75 +134,72 @@ impl Forwarder {
             v4 => v4,
         };
         // A peer's own X-Forwarded-* values count only when it is trusted: only then are
-        // they looked up.
-        let existing = match trusted.then(|| headers.get(&X_FORWARDED_FOR)).flatten() {
-            Some(value) => value.to_str().ok().filter(|v| !v.trim().is_empty()),
-            None => None,
+        // they looked up. A header the request's `Connection` names is not its own.
+        let earlier = |name: &HeaderName| {
+            if trusted && !edits.drops_hop_by_hop(name) {
+                headers.get(name)
+            } else {
+                None
+            }
         };
+        let existing = earlier(&X_FORWARDED_FOR)
+            .and_then(|value| value.to_str().ok())
+            .filter(|v| !v.trim().is_empty());
         let xff = match existing {
-            Some(existing) => HeaderValue::from_str(&format!("{existing}, {peer}")),
-            None => {
-                // The address alone, written on the stack: one allocation, the header's.
-                let mut text = [0u8; 48];
-                HeaderValue::from_bytes(write_ip(peer, &mut text))
-            }
+            Some(existing) => HeaderValue::from_str(&format!("{existing}, {peer}"))
+                .ok()
+                .map(EditValue::Header),
+            // The address alone, written on the stack.
+            None => Some(EditValue::Short(ShortValue::ip(peer))),
         };
-        if let Ok(v) = xff {
-            headers.insert(X_FORWARDED_FOR, v);
-        }
-        let keep =
-            |name: &HeaderName, headers: &http::HeaderMap| trusted && headers.contains_key(name);
-        if !keep(&X_FORWARDED_PROTO, headers) {
-            headers.insert(
-                X_FORWARDED_PROTO,
-                HeaderValue::from_static(if tls { "https" } else { "http" }),
-            );
-        }
-        if let Some(host) = &original_host {
-            if !keep(&X_FORWARDED_HOST, headers) {
-                headers.insert(X_FORWARDED_HOST, host.clone());
-            }
-            if !keep(&X_FORWARDED_PORT, headers) {
-                let port = host.to_str().ok().and_then(|h| {
-                    h.rsplit_once(':')
-                        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-                        .map(|(_, p)| p)
-                });
-                let port = match port {
-                    Some(port) => HeaderValue::from_str(port),
-                    None => Ok(HeaderValue::from_static(if tls { "443" } else { "80" })),
-                };
-                if let Ok(v) = port {
-                    headers.insert(X_FORWARDED_PORT, v);
-                }
-            }
-        }
+        let keep_proto = earlier(&X_FORWARDED_PROTO).is_some();
+        let original_host = headers.get(header::HOST);
+        let keep_host = earlier(&X_FORWARDED_HOST).is_some();
+        let keep_port = earlier(&X_FORWARDED_PORT).is_some();
         // Like the others: a prefix claimed by a peer that is not trusted is dropped; a trusted
         // proxy's prefix is kept, with the one StripPrefix removed here after it.
-        let earlier = match trusted.then(|| headers.get(&X_FORWARDED_PREFIX)).flatten() {
-            Some(v) => v.to_str().ok().map(str::to_string),
-            None => None,
-        };
-        let prefix = match (earlier, stripped_prefix) {
-            (Some(earlier), Some(ours)) => Some(format!("{}{ours}", earlier.trim_end_matches('/'))),
-            (Some(earlier), None) => Some(earlier),
-            (None, ours) => ours,
-        };
-        match prefix.and_then(|p| HeaderValue::from_str(&p).ok()) {
-            Some(prefix) => {
-                headers.insert(X_FORWARDED_PREFIX, prefix);
+        let earlier_prefix = earlier(&X_FORWARDED_PREFIX).and_then(|v| Some((v, v.to_str().ok()?)));
+        let prefix = match (earlier_prefix, stripped_prefix) {
+            (Some((_, earlier)), Some(ours)) => {
+                HeaderValue::from_str(&format!("{}{ours}", earlier.trim_end_matches('/'))).ok()
             }
-            None => {
-                headers.remove(&X_FORWARDED_PREFIX);
+            (Some((earlier, _)), None) => Some(earlier.clone()),
+            (None, Some(ours)) => HeaderValue::from_str(&ours).ok(),
+            (None, None) => None,
+        };
+
+        if let Some(xff) = xff {
+            edits.set(X_FORWARDED_FOR, xff);
+        }
+        if !keep_proto {
+            edits.set(
+                X_FORWARDED_PROTO,
+                EditValue::Static(if tls { "https" } else { "http" }),
+            );
+        }
+        if let Some(host) = original_host {
+            if !keep_host {
+                edits.set(X_FORWARDED_HOST, EditValue::Header(host.clone()));
             }
+            if !keep_port {
+                let host = host.as_bytes();
+                let port =
+                    memchr::memrchr(b':', host).and_then(|i| ShortValue::port(&host[i + 1..]));
+                let port = match port {
+                    Some(port) => EditValue::Short(port),
+                    None => EditValue::Static(if tls { "443" } else { "80" }),
+                };
+                edits.set(X_FORWARDED_PORT, port);
+            }
+        }
+        match prefix {
+            Some(prefix) => edits.set(X_FORWARDED_PREFIX, EditValue::Header(prefix)),
+            None => edits.remove(X_FORWARDED_PREFIX),
         }
         // RFC 7239 `Forwarded` is not produced by weir; one from a peer that is not trusted
         // is a forgery waiting to be believed.
         if !trusted {
-            headers.remove(header::FORWARDED);
-        }
-        if !preserve_host {
-            headers.insert(header::HOST, endpoint.host.clone());
+            edits.remove(header::FORWARDED);
         }
 
         // Origin form: the client sends the uri as it is.
@@ -241,7 +212,7 @@ impl Forwarder {
             *request.uri_mut() = Uri::from(pq);
         }
         *request.version_mut() = Version::HTTP_11;
-        request
+        (request, edits)
     }
 }
 
@@ -303,15 +274,19 @@ impl Forwarder {
             }),
             _ => None,
         };
-        let request = self.upstream_request(exchange, &endpoint);
         let pool = self.client.pool(&endpoint);
         // The send future is made in each arm, not held in a local first: this future (boxed
-        // for every request) would otherwise keep room for it twice.
+        // for every request) would otherwise keep room for it twice. The request and its
+        // header changes are made inside the call, and go no further than the client.
+        let send = |exchange| {
+            let (request, edits) = self.upstream_request(exchange, &endpoint);
+            self.client.send(&pool, &endpoint, request, edits)
+        };
         let result = match self.response_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.client.send(&pool, &endpoint, request))
+            Some(limit) => tokio::time::timeout(limit, send(exchange))
                 .await
                 .map_err(|_| limit),
-            None => Ok(self.client.send(&pool, &endpoint, request).await),
+            None => Ok(send(exchange).await),
         };
         let response = match result {
             Ok(Ok(mut response)) => {
@@ -507,28 +482,5 @@ impl Service<Exchange> for NoOp {
 
     fn call(&mut self, _: Exchange) -> Self::Future {
         std::future::ready(Ok(Response::new(Body::Empty)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        let mut buf = [0u8; 48];
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "100.9.99.199",
-            "::1",
-            "2001:db8::8a2e:370:7334",
-            "fe80::1:2:3:4",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(write_ip(ip, &mut buf), ip.to_string().as_bytes());
-        }
     }
 }

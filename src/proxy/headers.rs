@@ -1,7 +1,8 @@
 //! Headers that belong to one connection, not to the request or response: removed when
-//! forwarding in either direction (RFC 9110 §7.6.1).
+//! forwarding in either direction (RFC 9110 §7.6.1); and the changes the forwarder makes to a
+//! request's headers, kept apart from its header map until they are written or applied.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that are always hop-by-hop; `Connection` first.
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -27,38 +28,71 @@ pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Removes the hop-by-hop headers, every header that `Connection` names, and `Upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds those present (most messages carry none, or only
-    // `Connection`): removing every listed name blindly is a hash lookup each.
-    let mut present = 0u16;
-    for name in headers.keys() {
-        if let Some(i) = hop_by_hop_index(name) {
-            present |= 1 << i;
+    HopByHop::of(headers).remove_from(headers);
+}
+
+/// The hop-by-hop headers of one message: those of [`HOP_BY_HOP`] present, and the other
+/// headers present that `Connection` names.
+#[derive(Default)]
+pub struct HopByHop {
+    /// Bit `i` set: `HOP_BY_HOP[i]` is present.
+    present: u16,
+    /// Headers named by `Connection` (rare: allocated only then).
+    named: Vec<HeaderName>,
+}
+
+impl HopByHop {
+    /// Finds them in one pass over the names present (most messages carry none, or only
+    /// `Connection`): looking up every listed name would be a hash lookup each.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut present = 0u16;
+        for name in headers.keys() {
+            if let Some(i) = hop_by_hop_index(name) {
+                present |= 1 << i;
+            }
         }
+        let named = if present & 1 != 0 {
+            // `Connection` mostly says `keep-alive`, `close` or `upgrade`: names in the list
+            // anyway, or of no header present. Only names of headers present are collected.
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .flat_map(|v| list_elements(v.as_bytes()))
+                .filter(|token| !is_listed(token))
+                .filter_map(|token| HeaderName::from_bytes(token).ok())
+                .filter(|name| headers.contains_key(name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self { present, named }
     }
-    if present == 0 {
-        return;
+
+    /// Whether `name` is one of them.
+    pub fn covers(&self, name: &HeaderName) -> bool {
+        if self.present == 0 {
+            return false;
+        }
+        hop_by_hop_index(name).is_some_and(|i| self.present & (1 << i) != 0)
+            || self.named.contains(name)
     }
-    if present & 1 != 0 {
-        // `Connection` mostly says `keep-alive`, `close` or `upgrade`: names removed below
-        // anyway, or of no header present. Only names of headers present are collected (and
-        // only then is a list allocated).
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| list_elements(v.as_bytes()))
-            .filter(|token| !is_listed(token))
-            .filter_map(|token| HeaderName::from_bytes(token).ok())
-            .filter(|name| headers.contains_key(name))
-            .collect();
-        for name in named {
+
+    /// Removes them from `headers`, the map they were found in.
+    pub fn remove_from(self, headers: &mut HeaderMap) {
+        for name in self.named {
             headers.remove(name);
         }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            if self.present & (1 << i) != 0 {
+                headers.remove(name);
+            }
         }
     }
+}
+
+/// Whether `name` is always hop-by-hop (`Connection`, `Transfer-Encoding`, `Keep-Alive`, ...).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    hop_by_hop_index(name).is_some()
 }
 
 /// The position of `name` in [`HOP_BY_HOP`]. Most names are ruled out by their length alone.
@@ -72,10 +106,188 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 
 /// Whether a `Connection` token names a header in [`HOP_BY_HOP`] (removed with the others
 /// when present).
-fn is_listed(token: &[u8]) -> bool {
+pub fn is_listed(token: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
         .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
+}
+
+/// A header value set by [`HeaderEdits`]. Every variant holds bytes valid in a header value.
+pub enum EditValue {
+    /// A fixed value (`http`, `443`).
+    Static(&'static str),
+    /// A value already made, or copied from the request (`Host`).
+    Header(HeaderValue),
+    /// A short value written on the stack (an address, a port).
+    Short(ShortValue),
+}
+
+impl EditValue {
+    /// The value's bytes, as written in a head.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            EditValue::Static(text) => text.as_bytes(),
+            EditValue::Header(value) => value.as_bytes(),
+            EditValue::Short(short) => short.as_bytes(),
+        }
+    }
+
+    fn into_header_value(self) -> HeaderValue {
+        match self {
+            EditValue::Static(text) => HeaderValue::from_static(text),
+            EditValue::Header(value) => value,
+            EditValue::Short(short) => {
+                // Digits, dots, colons and hex digits only (see `ShortValue`).
+                HeaderValue::from_bytes(short.as_bytes()).unwrap_or(HeaderValue::from_static(""))
+            }
+        }
+    }
+}
+
+/// Up to 47 bytes of digits, `.`, `:` and hex letters: an IP address or a port.
+pub struct ShortValue {
+    bytes: [u8; 47],
+    len: u8,
+}
+
+impl ShortValue {
+    /// `ip` as text, as `Display` writes it. IPv4, what almost every peer is, is written digit
+    /// by digit: the formatting machinery costs several times more.
+    pub fn ip(ip: std::net::IpAddr) -> Self {
+        let mut short = Self {
+            bytes: [0; 47],
+            len: 0,
+        };
+        let std::net::IpAddr::V4(v4) = ip else {
+            use std::io::Write as _;
+            // The longest IPv6 text (an IPv4-mapped address in full) is 45 bytes.
+            let mut cursor = std::io::Cursor::new(&mut short.bytes[..]);
+            let _ = write!(cursor, "{ip}");
+            short.len = cursor.position() as u8;
+            return short;
+        };
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                short.push(b'.');
+            }
+            if octet >= 100 {
+                short.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                short.push(b'0' + octet / 10 % 10);
+            }
+            short.push(b'0' + octet % 10);
+        }
+        short
+    }
+
+    /// A port: 1 to 5 ASCII digits; `None` for anything else.
+    pub fn port(digits: &[u8]) -> Option<Self> {
+        if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut short = Self {
+            bytes: [0; 47],
+            len: 0,
+        };
+        digits.iter().for_each(|&d| short.push(d));
+        Some(short)
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[usize::from(self.len)] = byte;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The most headers one [`HeaderEdits`] changes.
+const MAX_CHANGES: usize = 8;
+
+/// Changes to a request's headers on the way upstream: its hop-by-hop headers dropped, and
+/// some headers set or removed, each change replacing every header of its name. They stay
+/// apart from the request's header map: weir's HTTP/1 client writes the head from the map and
+/// the changes together, without editing the map (each insert into it is a hash lookup and a
+/// possible reallocation); a request sent by hyper's client has them applied first.
+#[derive(Default)]
+pub struct HeaderEdits {
+    hop_by_hop: HopByHop,
+    /// `changes[..len]`: a name with the value it is set to, or `None` to remove it.
+    changes: [Option<(HeaderName, Option<EditValue>)>; MAX_CHANGES],
+    len: usize,
+}
+
+impl HeaderEdits {
+    /// Edits that drop the hop-by-hop headers of `headers` and change nothing else yet.
+    pub fn dropping_hop_by_hop(headers: &HeaderMap) -> Self {
+        Self {
+            hop_by_hop: HopByHop::of(headers),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `name` is among the hop-by-hop headers dropped.
+    pub fn drops_hop_by_hop(&self, name: &HeaderName) -> bool {
+        self.hop_by_hop.covers(name)
+    }
+
+    /// Sets `name` to `value`, replacing every header of that name. Each name is changed at
+    /// most once, and at most [`MAX_CHANGES`] names (the forwarder changes seven at most).
+    pub fn set(&mut self, name: HeaderName, value: EditValue) {
+        self.change(name, Some(value));
+    }
+
+    /// Removes every header named `name`.
+    pub fn remove(&mut self, name: HeaderName) {
+        self.change(name, None);
+    }
+
+    fn change(&mut self, name: HeaderName, value: Option<EditValue>) {
+        debug_assert!(
+            !self.changes().any(|(n, _)| *n == name),
+            "{name} changed twice"
+        );
+        assert!(
+            self.len < MAX_CHANGES,
+            "more than {MAX_CHANGES} header changes"
+        );
+        self.changes[self.len] = Some((name, value));
+        self.len += 1;
+    }
+
+    fn changes(&self) -> impl Iterator<Item = &(HeaderName, Option<EditValue>)> {
+        self.changes[..self.len].iter().flatten()
+    }
+
+    /// Whether the request's own header `name` goes upstream: it is neither hop-by-hop nor
+    /// changed.
+    pub fn keeps(&self, name: &HeaderName) -> bool {
+        !self.hop_by_hop.covers(name) && !self.changes().any(|(changed, _)| changed == name)
+    }
+
+    /// The headers set, in the order they were set.
+    pub fn added(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
+        self.changes()
+            .filter_map(|(name, value)| Some((name, value.as_ref()?.as_bytes())))
+    }
+
+    /// Makes the changes in `headers`, the map of the request they were made for.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        self.hop_by_hop.remove_from(headers);
+        for (name, value) in self.changes.into_iter().flatten() {
+            match value {
+                Some(value) => {
+                    headers.insert(name, value.into_header_value());
+                }
+                None => {
+                    headers.remove(name);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +330,104 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    /// The headers `edits` leave: written as the HTTP/1 client writes them (the changes,
+    /// then the request's own headers kept), and applied to the map; both the same.
+    fn edited(headers: &HeaderMap, edits: HeaderEdits) -> Vec<(String, String)> {
+        let text = |name: &HeaderName, value: &[u8]| {
+            (name.to_string(), String::from_utf8(value.to_vec()).unwrap())
+        };
+        let mut written: Vec<_> = edits.added().map(|(n, v)| text(n, v)).collect();
+        written.extend(
+            headers
+                .iter()
+                .filter(|(name, _)| edits.keeps(name))
+                .map(|(n, v)| text(n, v.as_bytes())),
+        );
+        let mut applied = headers.clone();
+        edits.apply(&mut applied);
+        let mut applied: Vec<_> = applied.iter().map(|(n, v)| text(n, v.as_bytes())).collect();
+        let mut sorted = written.clone();
+        sorted.sort();
+        applied.sort();
+        assert_eq!(sorted, applied, "written and applied differ");
+        written
+    }
+
+    #[test]
+    fn edits_written_and_applied_agree() {
+        let mut h = HeaderMap::new();
+        h.append("host", "client.example".parse().unwrap());
+        h.append("connection", "x-hop".parse().unwrap());
+        h.append("x-hop", "1".parse().unwrap());
+        h.append("te", "trailers".parse().unwrap());
+        h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        h.append("forwarded", "for=x".parse().unwrap());
+        h.append("accept", "a".parse().unwrap());
+        h.append("accept", "b".parse().unwrap());
+        let mut edits = HeaderEdits::dropping_hop_by_hop(&h);
+        assert!(edits.drops_hop_by_hop(&HeaderName::from_static("x-hop")));
+        assert!(!edits.drops_hop_by_hop(&header::ACCEPT));
+        edits.set(header::HOST, EditValue::Static("up:80"));
+        edits.set(
+            HeaderName::from_static("x-forwarded-for"),
+            EditValue::Short(ShortValue::ip("10.0.0.1".parse().unwrap())),
+        );
+        edits.set(
+            HeaderName::from_static("x-forwarded-port"),
+            EditValue::Short(ShortValue::port(b"8443").unwrap()),
+        );
+        edits.remove(header::FORWARDED);
+        let headers: Vec<_> = edited(&h, edits)
+            .into_iter()
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                "host: up:80",
+                "x-forwarded-for: 10.0.0.1",
+                "x-forwarded-port: 8443",
+                "accept: a",
+                "accept: b",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_edits_keep_every_header() {
+        let mut h = HeaderMap::new();
+        h.append("host", "a".parse().unwrap());
+        h.append("x-one", "1".parse().unwrap());
+        let kept = edited(&h, HeaderEdits::dropping_hop_by_hop(&h));
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "100.9.99.199",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "fe80::1:2:3:4",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ShortValue::ip(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn ports_are_digits() {
+        assert_eq!(ShortValue::port(b"8443").unwrap().as_bytes(), b"8443");
+        for bad in [&b""[..], b"123456", b"80a", b" 80"] {
+            assert!(ShortValue::port(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -5,42 +5,54 @@ use http::StatusCode;
 
 use crate::support::*;
 
+/// A request without a body goes through weir's own HTTP/1 client, one with a body through
+/// hyper's: each request-side test below sends both.
+const WITH_AND_WITHOUT_BODY: [(&str, &str); 2] = [("GET", ""), ("POST", "body")];
+
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed() {
     let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
-    // Written by hand: a client library would not send all of these.
-    let raw = "GET /fwd HTTP/1.1\r\n\
-               Host: gateway.example\r\n\
-               Connection: close, X-Hop-Named\r\n\
-               X-Hop-Named: secret\r\n\
-               Keep-Alive: timeout=5\r\n\
-               TE: trailers\r\n\
-               Trailer: X-Checksum\r\n\
-               Upgrade: websocket\r\n\
-               Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\
-               Proxy-Connection: keep-alive\r\n\
-               X-End-To-End: kept\r\n\
-               \r\n";
-    let resp = raw_request(gw.addr, raw).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
-    let echo = resp.json();
-    let headers = echo["headers"].as_object().unwrap();
-    for name in [
-        "connection",
-        "x-hop-named",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-    ] {
-        assert!(
-            !headers.contains_key(name),
-            "`{name}` reached the upstream: {echo}"
+    for (method, body) in WITH_AND_WITHOUT_BODY {
+        // Written by hand: a client library would not send all of these.
+        let raw = format!(
+            "{method} /fwd HTTP/1.1\r\n\
+             Host: gateway.example\r\n\
+             Connection: close, X-Hop-Named\r\n\
+             X-Hop-Named: secret\r\n\
+             Keep-Alive: timeout=5\r\n\
+             TE: trailers\r\n\
+             Trailer: X-Checksum\r\n\
+             Upgrade: websocket\r\n\
+             Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\
+             Proxy-Connection: keep-alive\r\n\
+             X-End-To-End: kept\r\n\
+             Content-Length: {}\r\n\
+             \r\n{body}",
+            body.len()
         );
+        let resp = raw_request(gw.addr, &raw).await;
+        assert_eq!(resp.status, StatusCode::OK, "{method}: {}", resp.text());
+        let echo = resp.json();
+        let headers = echo["headers"].as_object().unwrap();
+        for name in [
+            "connection",
+            "x-hop-named",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "proxy-authorization",
+            "proxy-connection",
+        ] {
+            assert!(
+                !headers.contains_key(name),
+                "{method}: `{name}` reached the upstream: {echo}"
+            );
+        }
+        assert_eq!(resp.echoed("x-end-to-end"), ["kept"], "{method}");
+        assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"], "{method}");
+        assert_eq!(resp.echoed("host").len(), 1, "{method}: {echo}");
     }
-    assert_eq!(resp.echoed("x-end-to-end"), ["kept"]);
 }
 
 #[tokio::test]
@@ -77,32 +89,52 @@ async fn hop_by_hop_response_headers_are_removed() {
 #[tokio::test]
 async fn x_forwarded_headers_from_an_untrusted_peer() {
     let (_origin, gw) = origin_and_gateway(ONE_ROUTE).await;
-    let resp = Req::get(gw.addr, "/xf")
-        .header("Host", "client.example:8443")
-        .header("X-Forwarded-For", "203.0.113.9")
-        .header("X-Forwarded-Proto", "https")
-        .header("X-Forwarded-Host", "spoofed.example")
-        .header("X-Forwarded-Port", "1")
-        .header("Forwarded", "for=203.0.113.9;proto=https")
-        .send()
-        .await;
-    // What the client claimed is replaced: the peer is not a trusted proxy.
-    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
-    assert!(
-        resp.echoed("forwarded").is_empty(),
-        "an untrusted Forwarded header is dropped"
-    );
-    assert_eq!(resp.echoed("x-forwarded-proto"), ["http"]);
-    assert_eq!(resp.echoed("x-forwarded-host"), ["client.example:8443"]);
-    assert_eq!(resp.echoed("x-forwarded-port"), ["8443"]);
+    for (method, body) in WITH_AND_WITHOUT_BODY {
+        let method: http::Method = method.parse().unwrap();
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("Host", "client.example:8443")
+            .header("X-Forwarded-For", "203.0.113.9")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", "spoofed.example")
+            .header("X-Forwarded-Port", "1")
+            .header("Forwarded", "for=203.0.113.9;proto=https")
+            .body(body)
+            .send()
+            .await;
+        // What the client claimed is replaced: the peer is not a trusted proxy.
+        assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"], "{method}");
+        assert!(
+            resp.echoed("forwarded").is_empty(),
+            "{method}: an untrusted Forwarded header is dropped"
+        );
+        assert_eq!(resp.echoed("x-forwarded-proto"), ["http"], "{method}");
+        assert_eq!(
+            resp.echoed("x-forwarded-host"),
+            ["client.example:8443"],
+            "{method}"
+        );
+        assert_eq!(resp.echoed("x-forwarded-port"), ["8443"], "{method}");
 
-    let resp = Req::get(gw.addr, "/xf")
-        .header("Host", "client.example")
-        .send()
-        .await;
-    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
-    assert_eq!(resp.echoed("x-forwarded-host"), ["client.example"]);
-    assert_eq!(resp.echoed("x-forwarded-port"), ["80"]);
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("Host", "client.example")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"], "{method}");
+        assert_eq!(
+            resp.echoed("x-forwarded-host"),
+            ["client.example"],
+            "{method}"
+        );
+        assert_eq!(resp.echoed("x-forwarded-port"), ["80"], "{method}");
+        // An empty port is the default one.
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("Host", "client.example:")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-port"), ["80"], "{method}");
+    }
 }
 
 #[tokio::test]

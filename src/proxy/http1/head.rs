@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::Http1Error;
-use crate::proxy::headers::list_elements;
+use crate::proxy::headers::{is_hop_by_hop, is_listed, list_elements, HeaderEdits};
 
 /// The most headers a response head may have (as hyper's client allows).
 pub const MAX_HEADERS: usize = 100;
@@ -33,8 +33,11 @@ pub enum Framing {
 /// A parsed response head.
 #[derive(Debug)]
 pub struct ResponseHead {
-    /// The status, version, headers (and a non-standard reason phrase, as hyper's
-    /// [`hyper::ext::ReasonPhrase`] extension).
+    /// The status, version, end-to-end headers (and a non-standard reason phrase, as hyper's
+    /// [`hyper::ext::ReasonPhrase`] extension). The hop-by-hop headers (RFC 9110 §7.6.1:
+    /// `Connection`, those it names, `Transfer-Encoding`, `Keep-Alive`, ...) describe this
+    /// connection: the connection acts on them (`framing`, `keep_alive`) and they are not
+    /// passed on.
     pub response: Response<()>,
     /// How the body that follows is delimited.
     pub framing: Framing,
@@ -48,11 +51,12 @@ pub struct ResponseHead {
 /// while it writes.
 pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
-/// Writes `request`'s head into `out` as HTTP/1.1, its uri in origin form. Returns `false`,
-/// with `out` in an unspecified state, if the request is not one this client sends: it has a
-/// body, announces one (`Content-Length` other than 0, or `Transfer-Encoding`), is a
+/// Writes `request`'s head into `out` as HTTP/1.1, its uri in origin form, with `edits` made
+/// to its headers: the headers they set first, then the request's own that they keep. Returns
+/// `false`, with `out` in an unspecified state, if the request is not one this client sends:
+/// it has a body, announces one (`Content-Length` other than 0, or `Transfer-Encoding`), is a
 /// `CONNECT`, or its head is longer than [`MAX_REQUEST_HEAD`].
-pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
+pub fn write_request<B>(request: &Request<B>, edits: &HeaderEdits, out: &mut Vec<u8>) -> bool {
     if request.method() == Method::CONNECT {
         return false;
     }
@@ -66,17 +70,27 @@ pub fn write_request<B>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
         target.as_bytes()
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // The http crate keeps CR, LF and NUL out of names and values; edits hold only values
+    // valid in a header.
+    let mut header = |name: &HeaderName, value: &[u8]| {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    for (name, value) in edits.added() {
+        header(name, value);
+    }
     for (name, value) in request.headers() {
+        // Checked before the edits drop `Transfer-Encoding` as hop-by-hop.
         if name == header::TRANSFER_ENCODING
             || (name == header::CONTENT_LENGTH && value.as_bytes() != b"0")
         {
             return false;
         }
-        // The http crate keeps CR, LF and NUL out of names and values.
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if edits.keeps(name) {
+            header(name, value.as_bytes());
+        }
     }
     out.extend_from_slice(b"\r\n");
     out.len() <= MAX_REQUEST_HEAD
@@ -206,6 +220,8 @@ fn parse_one(
     // HTTP/1.0 closes unless the upstream says `keep-alive`; a `close` anywhere wins.
     let mut saw_close = false;
     let mut saw_keep_alive = false;
+    // Other headers `Connection` names: rare, so collected only when there are some.
+    let mut named = Vec::new();
     for span in spans {
         let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
             .map_err(|_| Http1Error::HeaderName)?;
@@ -231,10 +247,17 @@ fn parse_one(
                     saw_close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     saw_keep_alive = true;
+                } else if !is_listed(token) {
+                    named.extend(HeaderName::from_bytes(token).ok());
                 }
             }
         }
-        headers.append(name, value);
+        if !is_hop_by_hop(&name) {
+            headers.append(name, value);
+        }
+    }
+    for name in named {
+        headers.remove(name);
     }
 
     let framing = if bodiless {
@@ -327,11 +350,55 @@ mod tests {
             .body(())
             .unwrap();
         let mut out = Vec::new();
-        assert!(write_request(&request, &mut out));
+        assert!(write_request(&request, &HeaderEdits::default(), &mut out));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET /a/b?c=d HTTP/1.1\r\nhost: up:8080\r\nx-one: 1\r\ncontent-length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_acted_on_not_passed_on() {
+        let head = ok(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop, Close\r\n\
+                       X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
+                       Proxy-Authenticate: Basic\r\nX-Kept: 1\r\nConnection: TE\r\n\r\n",
+        );
+        let names: Vec<_> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive);
+    }
+
+    #[test]
+    fn writes_the_changes_first_and_the_headers_they_keep() {
+        let request = Request::get("/")
+            .header("host", "client.example")
+            .header("connection", "x-hop")
+            .header("x-hop", "1")
+            .header("x-forwarded-proto", "https")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let mut edits = HeaderEdits::dropping_hop_by_hop(request.headers());
+        edits.set(
+            header::HOST,
+            crate::proxy::headers::EditValue::Static("up:8080"),
+        );
+        edits.remove(HeaderName::from_static("x-forwarded-proto"));
+        let mut out = Vec::new();
+        assert!(write_request(&request, &edits, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nhost: up:8080\r\nx-one: 1\r\n\r\n"
+        );
+        // `Transfer-Encoding` is hop-by-hop, but a request that has one is still refused.
+        let chunked = Request::get("/")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        let edits = HeaderEdits::dropping_hop_by_hop(chunked.headers());
+        assert!(!write_request(&chunked, &edits, &mut Vec::new()));
     }
 
     #[test]
@@ -341,17 +408,21 @@ mod tests {
             .header("content-length", "3")
             .body(())
             .unwrap();
-        assert!(!write_request(&with_length, &mut out));
+        assert!(!write_request(
+            &with_length,
+            &HeaderEdits::default(),
+            &mut out
+        ));
         let chunked = Request::post("/")
             .header("transfer-encoding", "chunked")
             .body(())
             .unwrap();
-        assert!(!write_request(&chunked, &mut out));
+        assert!(!write_request(&chunked, &HeaderEdits::default(), &mut out));
         let connect = Request::connect("up:443").body(()).unwrap();
-        assert!(!write_request(&connect, &mut out));
+        assert!(!write_request(&connect, &HeaderEdits::default(), &mut out));
         let long = "a".repeat(MAX_REQUEST_HEAD);
         let large = Request::get("/").header("x-long", long).body(()).unwrap();
-        assert!(!write_request(&large, &mut out));
+        assert!(!write_request(&large, &HeaderEdits::default(), &mut out));
     }
 
     #[test]
