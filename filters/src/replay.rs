@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request};
+use http::Request;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -99,7 +99,7 @@ impl Exchange {
         *request.method_mut() = self.request.method().clone();
         *request.uri_mut() = self.request.uri().clone();
         *request.version_mut() = self.request.version();
-        *request.headers_mut() = copy_headers(self.request.headers());
+        *request.headers_mut() = self.request.headers().clone();
         Exchange {
             request,
             vars: self.vars.clone(),
@@ -114,37 +114,5 @@ impl Exchange {
             tried_instances: self.tried_instances.clone(),
             cut_off: self.cut_off.clone(),
         }
-    }
-}
-
-/// Room for the headers the forwarder adds (`X-Forwarded-*`, `Host`) and a few of the filters'.
-const HEADROOM: usize = 8;
-
-/// A copy of `headers` with room for more: a clone has none, so the forwarder's first
-/// inserts would move it to a larger allocation, twice, on every attempt.
-fn copy_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut copy = HeaderMap::with_capacity(headers.len() + HEADROOM);
-    for (name, value) in headers {
-        copy.append(name.clone(), value.clone());
-    }
-    copy
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_copy_keeps_every_value_in_order() {
-        let mut headers = HeaderMap::new();
-        headers.append("accept", "text/html".parse().unwrap());
-        headers.append("x-tag", "a".parse().unwrap());
-        headers.append("accept", "application/json".parse().unwrap());
-        headers.append("x-tag", "b".parse().unwrap());
-        let copy = copy_headers(&headers);
-        assert_eq!(copy, headers);
-        let tags: Vec<_> = copy.get_all("x-tag").iter().collect();
-        assert_eq!(tags, ["a", "b"]);
-        assert!(copy.capacity() >= headers.len() + HEADROOM);
     }
 }
