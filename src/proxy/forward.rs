@@ -172,9 +172,10 @@ impl Forwarder {
             edits.set(X_FORWARDED_FOR, xff);
         }
         if !keep_proto {
+            let proto = if tls { "https" } else { "http" };
             edits.set(
                 X_FORWARDED_PROTO,
-                EditValue::Static(if tls { "https" } else { "http" }),
+                EditValue::Header(HeaderValue::from_static(proto)),
             );
         }
         if let Some(host) = original_host {
@@ -187,9 +188,19 @@ impl Forwarder {
                     memchr::memrchr(b':', host).and_then(|i| ShortValue::port(&host[i + 1..]));
                 let port = match port {
                     Some(port) => EditValue::Short(port),
-                    None => EditValue::Static(if tls { "443" } else { "80" }),
+                    None => {
+                        EditValue::Header(HeaderValue::from_static(if tls { "443" } else { "80" }))
+                    }
                 };
                 edits.set(X_FORWARDED_PORT, port);
+            }
+        } else {
+            // No Host to report (HTTP/1.0): what the peer claims goes no further either.
+            if !keep_host {
+                edits.remove(X_FORWARDED_HOST);
+            }
+            if !keep_port {
+                edits.remove(X_FORWARDED_PORT);
             }
         }
         match prefix {

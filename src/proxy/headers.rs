@@ -57,9 +57,7 @@ impl HopByHop {
             headers
                 .get_all(header::CONNECTION)
                 .iter()
-                .flat_map(|v| list_elements(v.as_bytes()))
-                .filter(|token| !is_listed(token))
-                .filter_map(|token| HeaderName::from_bytes(token).ok())
+                .flat_map(|v| named_by_connection(v.as_bytes()))
                 .filter(|name| headers.contains_key(name))
                 .collect()
         } else {
@@ -104,19 +102,25 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
 }
 
-/// Whether a `Connection` token names a header in [`HOP_BY_HOP`] (removed with the others
-/// when present).
-pub fn is_listed(token: &[u8]) -> bool {
+/// The headers a `Connection` value names besides those in [`HOP_BY_HOP`] (removed with
+/// the others anyway). `close` names a header too: one called `Close` is hop-by-hop.
+pub fn named_by_connection(value: &[u8]) -> impl Iterator<Item = HeaderName> + '_ {
+    list_elements(value)
+        .filter(|token| !is_listed(token))
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
+}
+
+/// Whether a `Connection` token names a header in [`HOP_BY_HOP`].
+fn is_listed(token: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
         .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
 }
 
-/// A header value set by [`HeaderEdits`]. Every variant holds bytes valid in a header value.
+/// A header value set by [`HeaderEdits`]. Both kinds hold only bytes valid in a header value.
 pub enum EditValue {
-    /// A fixed value (`http`, `443`).
-    Static(&'static str),
-    /// A value already made, or copied from the request (`Host`).
+    /// A value already made (a constant with [`HeaderValue::from_static`]), or copied from
+    /// the request (`Host`).
     Header(HeaderValue),
     /// A short value written on the stack (an address, a port).
     Short(ShortValue),
@@ -126,7 +130,6 @@ impl EditValue {
     /// The value's bytes, as written in a head.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            EditValue::Static(text) => text.as_bytes(),
             EditValue::Header(value) => value.as_bytes(),
             EditValue::Short(short) => short.as_bytes(),
         }
@@ -134,12 +137,9 @@ impl EditValue {
 
     fn into_header_value(self) -> HeaderValue {
         match self {
-            EditValue::Static(text) => HeaderValue::from_static(text),
             EditValue::Header(value) => value,
-            EditValue::Short(short) => {
-                // Digits, dots, colons and hex digits only (see `ShortValue`).
-                HeaderValue::from_bytes(short.as_bytes()).unwrap_or(HeaderValue::from_static(""))
-            }
+            EditValue::Short(short) => HeaderValue::from_bytes(short.as_bytes())
+                .expect("digits, dots, colons and hex digits are valid in a header value"),
         }
     }
 }
@@ -215,9 +215,8 @@ const MAX_CHANGES: usize = 8;
 #[derive(Default)]
 pub struct HeaderEdits {
     hop_by_hop: HopByHop,
-    /// `changes[..len]`: a name with the value it is set to, or `None` to remove it.
+    /// A name with the value it is set to, or `None` to remove it; the empty slots last.
     changes: [Option<(HeaderName, Option<EditValue>)>; MAX_CHANGES],
-    len: usize,
 }
 
 impl HeaderEdits {
@@ -250,16 +249,12 @@ impl HeaderEdits {
             !self.changes().any(|(n, _)| *n == name),
             "{name} changed twice"
         );
-        assert!(
-            self.len < MAX_CHANGES,
-            "more than {MAX_CHANGES} header changes"
-        );
-        self.changes[self.len] = Some((name, value));
-        self.len += 1;
+        let slot = self.changes.iter_mut().find(|slot| slot.is_none());
+        *slot.expect("at most MAX_CHANGES header changes") = Some((name, value));
     }
 
     fn changes(&self) -> impl Iterator<Item = &(HeaderName, Option<EditValue>)> {
-        self.changes[..self.len].iter().flatten()
+        self.changes.iter().map_while(Option::as_ref)
     }
 
     /// Whether the request's own header `name` goes upstream: it is neither hop-by-hop nor
@@ -276,6 +271,8 @@ impl HeaderEdits {
 
     /// Makes the changes in `headers`, the map of the request they were made for.
     pub fn apply(self, headers: &mut HeaderMap) {
+        // A parsed head's map has no room to spare: grown once, not once per insert.
+        headers.reserve(self.changes().count());
         self.hop_by_hop.remove_from(headers);
         for (name, value) in self.changes.into_iter().flatten() {
             match value {
@@ -363,13 +360,19 @@ mod tests {
         h.append("x-hop", "1".parse().unwrap());
         h.append("te", "trailers".parse().unwrap());
         h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        // Named by Connection and set as well: dropped, then set once.
+        h.append("connection", "x-forwarded-port".parse().unwrap());
+        h.append("x-forwarded-port", "1".parse().unwrap());
         h.append("forwarded", "for=x".parse().unwrap());
         h.append("accept", "a".parse().unwrap());
         h.append("accept", "b".parse().unwrap());
         let mut edits = HeaderEdits::dropping_hop_by_hop(&h);
         assert!(edits.drops_hop_by_hop(&HeaderName::from_static("x-hop")));
         assert!(!edits.drops_hop_by_hop(&header::ACCEPT));
-        edits.set(header::HOST, EditValue::Static("up:80"));
+        edits.set(
+            header::HOST,
+            EditValue::Header(HeaderValue::from_static("up:80")),
+        );
         edits.set(
             HeaderName::from_static("x-forwarded-for"),
             EditValue::Short(ShortValue::ip("10.0.0.1".parse().unwrap())),

@@ -135,6 +135,23 @@ async fn x_forwarded_headers_from_an_untrusted_peer() {
             .await;
         assert_eq!(resp.echoed("x-forwarded-port"), ["80"], "{method}");
     }
+    // HTTP/1.0 without Host: nothing to report, and the peer's claims go no further.
+    let resp = raw_request(
+        gw.addr,
+        "GET /xf HTTP/1.0\r\nX-Forwarded-Host: spoofed.example\r\nX-Forwarded-Port: 1\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    assert!(
+        resp.echoed("x-forwarded-host").is_empty(),
+        "{}",
+        resp.text()
+    );
+    assert!(
+        resp.echoed("x-forwarded-port").is_empty(),
+        "{}",
+        resp.text()
+    );
 }
 
 #[tokio::test]
@@ -154,21 +171,26 @@ gateway:
 "#,
     )
     .await;
-    // Only a prefix weir removed itself is reported upstream.
-    let resp = Req::get(gw.addr, "/plain")
-        .header("X-Forwarded-Prefix", "/admin")
-        .send()
-        .await;
-    assert!(
-        resp.echoed("x-forwarded-prefix").is_empty(),
-        "{}",
-        resp.text()
-    );
-    let resp = Req::get(gw.addr, "/strip/x")
-        .header("X-Forwarded-Prefix", "/admin")
-        .send()
-        .await;
-    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/strip"]);
+    for (method, body) in WITH_AND_WITHOUT_BODY {
+        let method: http::Method = method.parse().unwrap();
+        // Only a prefix weir removed itself is reported upstream.
+        let resp = Req::new(method.clone(), gw.addr, "/plain")
+            .header("X-Forwarded-Prefix", "/admin")
+            .body(body)
+            .send()
+            .await;
+        assert!(
+            resp.echoed("x-forwarded-prefix").is_empty(),
+            "{method}: {}",
+            resp.text()
+        );
+        let resp = Req::new(method.clone(), gw.addr, "/strip/x")
+            .header("X-Forwarded-Prefix", "/admin")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-prefix"), ["/strip"], "{method}");
+    }
 }
 
 #[tokio::test]
@@ -190,35 +212,48 @@ gateway:
 "#,
     )
     .await;
-    // A trusted proxy's prefix is kept, and one weir strips comes after it.
-    let resp = Req::get(gw.addr, "/xf")
-        .header("X-Forwarded-Prefix", "/outer")
-        .send()
-        .await;
-    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/outer"]);
-    let resp = Req::get(gw.addr, "/strip/x")
-        .header("X-Forwarded-Prefix", "/outer")
-        .send()
-        .await;
-    assert_eq!(resp.echoed("x-forwarded-prefix"), ["/outer/strip"]);
+    for (method, body) in WITH_AND_WITHOUT_BODY {
+        let method: http::Method = method.parse().unwrap();
+        // A trusted proxy's prefix is kept, and one weir strips comes after it.
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("X-Forwarded-Prefix", "/outer")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-prefix"), ["/outer"], "{method}");
+        let resp = Req::new(method.clone(), gw.addr, "/strip/x")
+            .header("X-Forwarded-Prefix", "/outer")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(
+            resp.echoed("x-forwarded-prefix"),
+            ["/outer/strip"],
+            "{method}"
+        );
 
-    let resp = Req::get(gw.addr, "/xf")
-        .header("X-Forwarded-For", "203.0.113.9, 198.51.100.2")
-        .header("X-Forwarded-Proto", "https")
-        .header("Forwarded", "for=203.0.113.9")
-        .send()
-        .await;
-    assert_eq!(resp.echoed("forwarded"), ["for=203.0.113.9"]);
-    assert_eq!(
-        resp.echoed("x-forwarded-for"),
-        ["203.0.113.9, 198.51.100.2, 127.0.0.1"]
-    );
-    // What a trusted proxy says about the original request is kept.
-    assert_eq!(resp.echoed("x-forwarded-proto"), ["https"]);
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("X-Forwarded-For", "203.0.113.9, 198.51.100.2")
+            .header("X-Forwarded-Proto", "https")
+            .header("Forwarded", "for=203.0.113.9")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("forwarded"), ["for=203.0.113.9"], "{method}");
+        assert_eq!(
+            resp.echoed("x-forwarded-for"),
+            ["203.0.113.9, 198.51.100.2, 127.0.0.1"]
+        );
+        // What a trusted proxy says about the original request is kept.
+        assert_eq!(resp.echoed("x-forwarded-proto"), ["https"], "{method}");
 
-    let resp = get(gw.addr, "/xf").await;
-    assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"]);
-    assert_eq!(resp.echoed("x-forwarded-proto"), ["http"]);
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"], "{method}");
+        assert_eq!(resp.echoed("x-forwarded-proto"), ["http"], "{method}");
+    }
 }
 
 #[tokio::test]

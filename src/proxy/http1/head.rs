@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::Http1Error;
-use crate::proxy::headers::{is_hop_by_hop, is_listed, list_elements, HeaderEdits};
+use crate::proxy::headers::{is_hop_by_hop, list_elements, named_by_connection, HeaderEdits};
 
 /// The most headers a response head may have (as hyper's client allows).
 pub const MAX_HEADERS: usize = 100;
@@ -35,9 +35,10 @@ pub enum Framing {
 pub struct ResponseHead {
     /// The status, version, end-to-end headers (and a non-standard reason phrase, as hyper's
     /// [`hyper::ext::ReasonPhrase`] extension). The hop-by-hop headers (RFC 9110 §7.6.1:
-    /// `Connection`, those it names, `Transfer-Encoding`, `Keep-Alive`, ...) describe this
-    /// connection: the connection acts on them (`framing`, `keep_alive`) and they are not
-    /// passed on.
+    /// `Connection`, every header it names, `Transfer-Encoding`, `Keep-Alive`, ...) describe
+    /// this connection: the connection acts on them (`framing`, `keep_alive`) and leaves them
+    /// out. (A response from hyper's client keeps them; the forwarder removes them from
+    /// every response.)
     pub response: Response<()>,
     /// How the body that follows is delimited.
     pub framing: Framing,
@@ -247,10 +248,9 @@ fn parse_one(
                     saw_close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     saw_keep_alive = true;
-                } else if !is_listed(token) {
-                    named.extend(HeaderName::from_bytes(token).ok());
                 }
             }
+            named.extend(named_by_connection(value.as_bytes()));
         }
         if !is_hop_by_hop(&name) {
             headers.append(name, value);
@@ -361,7 +361,8 @@ mod tests {
     fn hop_by_hop_headers_are_acted_on_not_passed_on() {
         let head = ok(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop, Close\r\n\
-                       X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
+                       X-Hop: 1\r\nClose: 1\r\nKeep-Alive: timeout=5\r\n\
+                       Transfer-Encoding: chunked\r\n\
                        Proxy-Authenticate: Basic\r\nX-Kept: 1\r\nConnection: TE\r\n\r\n",
         );
         let names: Vec<_> = head.response.headers().keys().map(|n| n.as_str()).collect();
@@ -383,7 +384,7 @@ mod tests {
         let mut edits = HeaderEdits::dropping_hop_by_hop(request.headers());
         edits.set(
             header::HOST,
-            crate::proxy::headers::EditValue::Static("up:8080"),
+            crate::proxy::headers::EditValue::Header(HeaderValue::from_static("up:8080")),
         );
         edits.remove(HeaderName::from_static("x-forwarded-proto"));
         let mut out = Vec::new();
