@@ -41,11 +41,13 @@ impl Upstream {
     }
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static HOST: HeaderName = header::HOST;
+static FORWARDED: HeaderName = header::FORWARDED;
 
 /// Where a forwarder sends requests.
 pub enum Target {
@@ -124,7 +126,7 @@ impl Forwarder {
         let mut edits = HeaderEdits::dropping_hop_by_hop(headers);
         if !preserve_host {
             // First, where a client writes it.
-            edits.set(header::HOST, EditValue::Header(endpoint.host.clone()));
+            edits.set(&HOST, EditValue::Header(endpoint.host.clone()));
         }
 
         let peer = client.ip();
@@ -169,18 +171,18 @@ impl Forwarder {
         };
 
         if let Some(xff) = xff {
-            edits.set(X_FORWARDED_FOR, xff);
+            edits.set(&X_FORWARDED_FOR, xff);
         }
         if !keep_proto {
             let proto = if tls { "https" } else { "http" };
             edits.set(
-                X_FORWARDED_PROTO,
+                &X_FORWARDED_PROTO,
                 EditValue::Header(HeaderValue::from_static(proto)),
             );
         }
         if let Some(host) = original_host {
             if !keep_host {
-                edits.set(X_FORWARDED_HOST, EditValue::Header(host.clone()));
+                edits.set(&X_FORWARDED_HOST, EditValue::Header(host.clone()));
             }
             if !keep_port {
                 let host = host.as_bytes();
@@ -192,25 +194,25 @@ impl Forwarder {
                         EditValue::Header(HeaderValue::from_static(if tls { "443" } else { "80" }))
                     }
                 };
-                edits.set(X_FORWARDED_PORT, port);
+                edits.set(&X_FORWARDED_PORT, port);
             }
         } else {
             // No Host to report (HTTP/1.0): what the peer claims goes no further either.
             if !keep_host {
-                edits.remove(X_FORWARDED_HOST);
+                edits.remove(&X_FORWARDED_HOST);
             }
             if !keep_port {
-                edits.remove(X_FORWARDED_PORT);
+                edits.remove(&X_FORWARDED_PORT);
             }
         }
         match prefix {
-            Some(prefix) => edits.set(X_FORWARDED_PREFIX, EditValue::Header(prefix)),
-            None => edits.remove(X_FORWARDED_PREFIX),
+            Some(prefix) => edits.set(&X_FORWARDED_PREFIX, EditValue::Header(prefix)),
+            None => edits.remove(&X_FORWARDED_PREFIX),
         }
         // RFC 7239 `Forwarded` is not produced by weir; one from a peer that is not trusted
         // is a forgery waiting to be believed.
         if !trusted {
-            edits.remove(header::FORWARDED);
+            edits.remove(&FORWARDED);
         }
 
         // Origin form: the client sends the uri as it is.

@@ -144,9 +144,12 @@ impl EditValue {
     }
 }
 
-/// Up to 47 bytes of digits, `.`, `:` and hex letters: an IP address or a port.
+/// The longest text of an IP address: an IPv6 address with an IPv4 tail, in full.
+const MAX_IP_TEXT: usize = 45;
+
+/// Up to [`MAX_IP_TEXT`] bytes of digits, `.`, `:` and hex letters: an IP address or a port.
 pub struct ShortValue {
-    bytes: [u8; 47],
+    bytes: [u8; MAX_IP_TEXT],
     len: u8,
 }
 
@@ -155,12 +158,11 @@ impl ShortValue {
     /// by digit: the formatting machinery costs several times more.
     pub fn ip(ip: std::net::IpAddr) -> Self {
         let mut short = Self {
-            bytes: [0; 47],
+            bytes: [0; MAX_IP_TEXT],
             len: 0,
         };
         let std::net::IpAddr::V4(v4) = ip else {
             use std::io::Write as _;
-            // The longest IPv6 text (an IPv4-mapped address in full) is 45 bytes.
             let mut cursor = std::io::Cursor::new(&mut short.bytes[..]);
             let _ = write!(cursor, "{ip}");
             short.len = cursor.position() as u8;
@@ -187,7 +189,7 @@ impl ShortValue {
             return None;
         }
         let mut short = Self {
-            bytes: [0; 47],
+            bytes: [0; MAX_IP_TEXT],
             len: 0,
         };
         digits.iter().for_each(|&d| short.push(d));
@@ -204,8 +206,12 @@ impl ShortValue {
     }
 }
 
-/// The most headers one [`HeaderEdits`] changes.
-const MAX_CHANGES: usize = 8;
+/// The most headers one [`HeaderEdits`] changes: the forwarder's seven.
+const MAX_CHANGES: usize = 7;
+
+/// A header name with the value it is set to, or `None` to remove it. Names are statics:
+/// the edits are moved a few times per request, and a name is a quarter of their size.
+type Change = (&'static HeaderName, Option<EditValue>);
 
 /// Changes to a request's headers on the way upstream: its hop-by-hop headers dropped, and
 /// some headers set or removed, each change replacing every header of its name. They stay
@@ -215,8 +221,8 @@ const MAX_CHANGES: usize = 8;
 #[derive(Default)]
 pub struct HeaderEdits {
     hop_by_hop: HopByHop,
-    /// A name with the value it is set to, or `None` to remove it; the empty slots last.
-    changes: [Option<(HeaderName, Option<EditValue>)>; MAX_CHANGES],
+    /// The changes in the order made; the empty slots last.
+    changes: [Option<Change>; MAX_CHANGES],
 }
 
 impl HeaderEdits {
@@ -234,17 +240,17 @@ impl HeaderEdits {
     }
 
     /// Sets `name` to `value`, replacing every header of that name. Each name is changed at
-    /// most once, and at most [`MAX_CHANGES`] names (the forwarder changes seven at most).
-    pub fn set(&mut self, name: HeaderName, value: EditValue) {
+    /// most once, and at most [`MAX_CHANGES`] names.
+    pub fn set(&mut self, name: &'static HeaderName, value: EditValue) {
         self.change(name, Some(value));
     }
 
     /// Removes every header named `name`.
-    pub fn remove(&mut self, name: HeaderName) {
+    pub fn remove(&mut self, name: &'static HeaderName) {
         self.change(name, None);
     }
 
-    fn change(&mut self, name: HeaderName, value: Option<EditValue>) {
+    fn change(&mut self, name: &'static HeaderName, value: Option<EditValue>) {
         debug_assert!(
             !self.changes().any(|(n, _)| *n == name),
             "{name} changed twice"
@@ -253,20 +259,20 @@ impl HeaderEdits {
         *slot.expect("at most MAX_CHANGES header changes") = Some((name, value));
     }
 
-    fn changes(&self) -> impl Iterator<Item = &(HeaderName, Option<EditValue>)> {
+    fn changes(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().map_while(Option::as_ref)
     }
 
     /// Whether the request's own header `name` goes upstream: it is neither hop-by-hop nor
     /// changed.
     pub fn keeps(&self, name: &HeaderName) -> bool {
-        !self.hop_by_hop.covers(name) && !self.changes().any(|(changed, _)| changed == name)
+        !self.hop_by_hop.covers(name) && !self.changes().any(|(changed, _)| *changed == name)
     }
 
     /// The headers set, in the order they were set.
     pub fn added(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
         self.changes()
-            .filter_map(|(name, value)| Some((name, value.as_ref()?.as_bytes())))
+            .filter_map(|(name, value)| Some((*name, value.as_ref()?.as_bytes())))
     }
 
     /// Makes the changes in `headers`, the map of the request they were made for.
@@ -277,7 +283,7 @@ impl HeaderEdits {
         for (name, value) in self.changes.into_iter().flatten() {
             match value {
                 Some(value) => {
-                    headers.insert(name, value.into_header_value());
+                    headers.insert(name.clone(), value.into_header_value());
                 }
                 None => {
                     headers.remove(name);
@@ -366,22 +372,20 @@ mod tests {
         h.append("forwarded", "for=x".parse().unwrap());
         h.append("accept", "a".parse().unwrap());
         h.append("accept", "b".parse().unwrap());
+        static HOST: HeaderName = header::HOST;
+        static FORWARDED: HeaderName = header::FORWARDED;
+        static FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+        static PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
         let mut edits = HeaderEdits::dropping_hop_by_hop(&h);
         assert!(edits.drops_hop_by_hop(&HeaderName::from_static("x-hop")));
         assert!(!edits.drops_hop_by_hop(&header::ACCEPT));
+        edits.set(&HOST, EditValue::Header(HeaderValue::from_static("up:80")));
         edits.set(
-            header::HOST,
-            EditValue::Header(HeaderValue::from_static("up:80")),
-        );
-        edits.set(
-            HeaderName::from_static("x-forwarded-for"),
+            &FOR,
             EditValue::Short(ShortValue::ip("10.0.0.1".parse().unwrap())),
         );
-        edits.set(
-            HeaderName::from_static("x-forwarded-port"),
-            EditValue::Short(ShortValue::port(b"8443").unwrap()),
-        );
-        edits.remove(header::FORWARDED);
+        edits.set(&PORT, EditValue::Short(ShortValue::port(b"8443").unwrap()));
+        edits.remove(&FORWARDED);
         let headers: Vec<_> = edited(&h, edits)
             .into_iter()
             .map(|(n, v)| format!("{n}: {v}"))

@@ -381,12 +381,14 @@ mod tests {
             .header("x-one", "1")
             .body(())
             .unwrap();
+        static HOST: HeaderName = header::HOST;
+        static PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
         let mut edits = HeaderEdits::dropping_hop_by_hop(request.headers());
         edits.set(
-            header::HOST,
+            &HOST,
             crate::proxy::headers::EditValue::Header(HeaderValue::from_static("up:8080")),
         );
-        edits.remove(HeaderName::from_static("x-forwarded-proto"));
+        edits.remove(&PROTO);
         let mut out = Vec::new();
         assert!(write_request(&request, &edits, &mut out));
         assert_eq!(
