@@ -249,7 +249,8 @@ impl Client {
     /// Sends `request`, whose uri is in origin form (`/path?query`), with `edits` made to its
     /// headers, to `endpoint` over a connection from `pool`, which must be
     /// `self.pool(endpoint)`. The request's head is written (or the edits applied) in this call;
-    /// the future returned sends it.
+    /// the future returned sends it. A future dropped before it is polled sends nothing and
+    /// closes the pooled connection it took, if any.
     pub fn send<'a>(
         &'a self,
         pool: &'a Arc<HostPool>,

@@ -242,10 +242,20 @@ gateway:
         assert_eq!(resp.echoed("forwarded"), ["for=203.0.113.9"], "{method}");
         assert_eq!(
             resp.echoed("x-forwarded-for"),
-            ["203.0.113.9, 198.51.100.2, 127.0.0.1"]
+            ["203.0.113.9, 198.51.100.2, 127.0.0.1"],
+            "{method}"
         );
         // What a trusted proxy says about the original request is kept.
         assert_eq!(resp.echoed("x-forwarded-proto"), ["https"], "{method}");
+
+        // Unless its Connection header says the value is for this hop only.
+        let resp = Req::new(method.clone(), gw.addr, "/xf")
+            .header("X-Forwarded-For", "203.0.113.9")
+            .header("Connection", "X-Forwarded-For")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.echoed("x-forwarded-for"), ["127.0.0.1"], "{method}");
 
         let resp = Req::new(method.clone(), gw.addr, "/xf")
             .body(body)

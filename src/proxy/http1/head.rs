@@ -8,7 +8,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::Http1Error;
-use crate::proxy::headers::{is_hop_by_hop, list_elements, named_by_connection, HeaderEdits};
+use crate::proxy::headers::{
+    distinct, is_hop_by_hop, list_elements, named_by_connection, HeaderEdits,
+};
 
 /// The most headers a response head may have (as hyper's client allows).
 pub const MAX_HEADERS: usize = 100;
@@ -256,6 +258,7 @@ fn parse_one(
             headers.append(name, value);
         }
     }
+    distinct(&mut named);
     for name in named {
         headers.remove(name);
     }
