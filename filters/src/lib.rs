@@ -68,7 +68,7 @@ pub use error::{error_response, json_response, ErrorBody};
 pub use exchange::{CutOff, Exchange, TriedInstances};
 pub use random::{random_below, random_u64};
 pub use replay::{read_replayable, Replay};
-pub use service::HttpService;
+pub use service::{BoxFuture, HttpService};
 pub use state::{StateKey, StateStore};
 pub use template::Template;
 pub use upstream::{fallback_service, Balance, Strategy, UpstreamFailure, Upstreams};

@@ -269,7 +269,7 @@ impl Attempts {
         original.tried_instances.get_or_insert_with(|| {
             TriedInstances::new((policy.retries as usize).saturating_add(1))
         });
-        let call = policy.attempt(&next, original.replay(body.clone()));
+        let call = policy.attempt_with(&next, &original, &body);
         Self {
             policy,
             next,
@@ -281,10 +281,12 @@ impl Attempts {
         }
     }
 
-    /// The next attempt: a copy of the original sent on.
+    /// The next attempt: the original lent, or a copy of it sent on.
     fn call(&self) -> Step {
-        let copy = self.original.replay(self.body.clone());
-        Step::Calling(self.policy.attempt(&self.next, copy))
+        Step::Calling(
+            self.policy
+                .attempt_with(&self.next, &self.original, &self.body),
+        )
     }
 }
 
@@ -329,6 +331,18 @@ impl Policy {
     /// One attempt: `exchange` sent to the rest of the chain, within the per-attempt timeout.
     fn attempt(&self, next: &HttpService, exchange: Exchange) -> BoxFuture {
         next.call_within(exchange, self.timeout, "")
+    }
+
+    /// One attempt at `original` with `body`: lent to the rest of the chain when it can send
+    /// it without taking it (the forwarder, with no filter after Retry, for a request without
+    /// a body and no per-attempt timeout, which marks the exchange it times), else a copy.
+    fn attempt_with(&self, next: &HttpService, original: &Exchange, body: &Bytes) -> BoxFuture {
+        if body.is_empty() && self.timeout.is_none() {
+            if let Some(call) = next.call_borrowed(original) {
+                return call;
+            }
+        }
+        self.attempt(next, original.replay(body.clone()))
     }
 
     /// The delay before retry number `attempt` (1-based).

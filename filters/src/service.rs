@@ -9,13 +9,19 @@ use tower::{Service, ServiceExt};
 
 use crate::{Body, Exchange};
 
-/// The future of an erased service.
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// The future of an erased service: a response, boxed.
+pub type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// A service behind [`HttpService`]: any tower service, a plain async function, or a type of
 /// this crate that implements it directly (with one allocation per call, the boxed future).
 pub(crate) trait Erased: Send + Sync {
     fn call(&self, exchange: Exchange) -> BoxFuture;
+
+    /// Sends `exchange` on without taking it, when this service can: the future returned
+    /// needs nothing more of it. `None` when it needs the exchange itself ([`Erased::call`]).
+    fn call_borrowed(&self, _exchange: &Exchange) -> Option<BoxFuture> {
+        None
+    }
 }
 
 impl<S> Erased for S
@@ -39,6 +45,27 @@ where
 }
 
 struct FnService<F>(F);
+
+/// An async function for exchanges taken, and one for exchanges lent.
+struct LendingFnService<F, G> {
+    owned: F,
+    borrowed: G,
+}
+
+impl<F, G, Fut> Erased for LendingFnService<F, G>
+where
+    F: Fn(Exchange) -> Fut + Send + Sync,
+    G: Fn(&Exchange) -> Option<BoxFuture> + Send + Sync,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    fn call(&self, exchange: Exchange) -> BoxFuture {
+        Box::pin((self.owned)(exchange))
+    }
+
+    fn call_borrowed(&self, exchange: &Exchange) -> Option<BoxFuture> {
+        (self.borrowed)(exchange)
+    }
+}
 
 impl<F, Fut> Erased for FnService<F>
 where
@@ -86,6 +113,24 @@ impl HttpService {
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
         Self(Arc::new(FnService(f)))
+    }
+
+    /// A service from two async functions: `owned` takes the exchange; `borrowed` sends a
+    /// lent one when it can (its future needing nothing more of the exchange), and returns
+    /// `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
+    /// lends it instead.
+    pub fn from_fns<F, G, Fut>(owned: F, borrowed: G) -> Self
+    where
+        F: Fn(Exchange) -> Fut + Send + Sync + 'static,
+        G: Fn(&Exchange) -> Option<BoxFuture> + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Self(Arc::new(LendingFnService { owned, borrowed }))
+    }
+
+    /// Sends a lent exchange on, if the service can ([`HttpService::from_fns`]).
+    pub(crate) fn call_borrowed(&self, exchange: &Exchange) -> Option<BoxFuture> {
+        self.0.call_borrowed(exchange)
     }
 
     /// Wraps `inner` in a tower layer and erases the result.

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::uri::PathAndQuery;
-use http::{header, Request, Response, Uri};
+use http::{header, Method, Request, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::client::conn::http1 as hyper_http1;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -169,6 +169,25 @@ struct Connection {
     idle_since: u64,
 }
 
+/// A request readied to be sent ([`Client::prepare`]).
+// Moved once, into the future that sends it; boxing the request would add an allocation to
+// every request with a body.
+#[allow(clippy::large_enum_variant)]
+pub enum Prepared {
+    /// Its head, written for weir's own HTTP/1 client.
+    Plain(PlainHead),
+    /// The request, its header edits applied, for hyper's client.
+    Hyper(Request<Body>),
+}
+
+/// A request head written for weir's own HTTP/1 client, with the pooled connection whose
+/// buffer holds it (or, without one, the head itself).
+pub struct PlainHead {
+    pooled: Option<Box<Plain>>,
+    head: Vec<u8>,
+    method: Method,
+}
+
 impl Client {
     /// A client that gives up connecting after `connect_timeout`.
     pub fn new(connect_timeout: Duration, limits: PoolLimits) -> Self {
@@ -248,24 +267,47 @@ impl Client {
 
     /// Sends `request`, whose uri is in origin form (`/path?query`), with `edits` made to its
     /// headers, to `endpoint` over a connection from `pool`, which must be
-    /// `self.pool(endpoint)`. The request's head is written (or the edits applied) in this call;
-    /// the future returned sends it. A future dropped before it is polled sends nothing and
-    /// closes the pooled connection it took, if any.
+    /// `self.pool(endpoint)`: [`Client::prepare`], then [`Client::send_prepared`].
     pub fn send<'a>(
         &'a self,
         pool: &'a Arc<HostPool>,
         endpoint: &'a Endpoint,
-        mut request: Request<Body>,
+        request: Request<Body>,
         edits: HeaderEdits,
     ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a {
-        if endpoint.scheme == http::uri::Scheme::HTTP && request.body().is_end_stream() {
-            // Otherwise (not a request the plain client sends) hyper's client sends it.
-            if let Some(sent) = self.send_plain(pool, endpoint, &request, &edits) {
-                return Either::Left(sent);
-            }
+        let prepared = self.prepare(pool, endpoint, request, edits);
+        self.send_prepared(pool, endpoint, prepared)
+    }
+
+    /// Readies `request` (uri in origin form) with `edits` for `endpoint`: its head written for
+    /// weir's own HTTP/1 client when that client sends it, else the edits applied for hyper's.
+    pub fn prepare(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+        edits: HeaderEdits,
+    ) -> Prepared {
+        if let Some(plain) = self.prepare_plain(pool, endpoint, &request, &edits) {
+            return Prepared::Plain(plain);
         }
         edits.apply(request.headers_mut());
-        Either::Right(self.send_hyper(pool, endpoint, request))
+        Prepared::Hyper(request)
+    }
+
+    /// Sends what [`Client::prepare`] or [`Client::prepare_plain`] readied for `endpoint`. A
+    /// future dropped before it is polled sends nothing and closes the pooled connection it
+    /// took, if any.
+    pub fn send_prepared<'a>(
+        &'a self,
+        pool: &'a Arc<HostPool>,
+        endpoint: &'a Endpoint,
+        prepared: Prepared,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a {
+        match prepared {
+            Prepared::Plain(plain) => Either::Left(self.send_plain(pool, endpoint, plain)),
+            Prepared::Hyper(request) => Either::Right(self.send_hyper(pool, endpoint, request)),
+        }
     }
 
     /// Sends `request` over a connection of hyper's HTTP/1 client.
@@ -301,17 +343,20 @@ impl Client {
         }
     }
 
-    /// Sends a bodiless `request` over a connection of weir's own HTTP/1 client: the request's
-    /// head (with `edits`) is written out here, and the future returned sends it. `None`
-    /// (nothing sent) when the request is not one that client sends.
-    fn send_plain<'a>(
-        &'a self,
-        pool: &'a Arc<HostPool>,
-        endpoint: &'a Endpoint,
+    /// The head of `request` with `edits`, written for weir's own HTTP/1 client (into a
+    /// pooled connection's buffer when there is one): `None` when that client does not send the
+    /// request (it has a body, `endpoint` is `https://`, ...; see [`http1::head::write_request`]).
+    /// `request` is only read: its head is all the client needs.
+    pub fn prepare_plain(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
         request: &Request<Body>,
         edits: &HeaderEdits,
-    ) -> Option<impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a> {
-        let method = request.method().clone();
+    ) -> Option<PlainHead> {
+        if endpoint.scheme != http::uri::Scheme::HTTP || !request.body().is_end_stream() {
+            return None;
+        }
         let mut pooled = pool.checkout::<Plain>();
         // The head goes into a pooled connection's buffer; only a new connection needs one.
         let mut head = Vec::new();
@@ -326,39 +371,57 @@ impl Client {
             }
             return None;
         }
-        Some(async move {
-            loop {
-                let (mut connection, reused) = match pooled.take() {
-                    Some(connection) => (connection, true),
-                    // Boxed: a connector's future is large, and most requests find a connection.
-                    None => (Box::pin(self.connect_plain(pool, endpoint)).await?, false),
-                };
-                if !head.is_empty() {
-                    connection.head = std::mem::take(&mut head);
-                }
-                match connection.conn.send(&connection.head, &method).await {
-                    Ok(head) => {
-                        // Emptied: an idle connection holds no request head (which may carry
-                        // credentials) as data; its bytes stay in the buffer's allocation until
-                        // the next request's overwrite them.
-                        connection.head.clear();
-                        self.start_sweeper();
-                        let (parts, ()) = head.response.into_parts();
-                        return Ok(Response::from_parts(
-                            parts,
-                            Body::Upstream(UpstreamBody::new(connection)),
-                        ));
-                    }
-                    // A pooled connection the upstream closed as the request went out: a new
-                    // connection gets it, once (one that fails is not tried again).
-                    Err(failed) if reused && failed.retry_safe => {
-                        tracing::debug!(error = %super::error_chain(&failed.error), "pooled upstream connection failed; sending again on a new one");
-                        head = std::mem::take(&mut connection.head);
-                    }
-                    Err(failed) => return Err(ClientError::Http1(failed.error)),
-                }
-            }
+        Some(PlainHead {
+            pooled,
+            head,
+            method: request.method().clone(),
         })
+    }
+
+    /// Sends a head [`Client::prepare_plain`] wrote, over a connection of weir's own HTTP/1
+    /// client.
+    async fn send_plain(
+        &self,
+        pool: &Arc<HostPool>,
+        endpoint: &Endpoint,
+        plain: PlainHead,
+    ) -> Result<Response<Body>, ClientError> {
+        let PlainHead {
+            mut pooled,
+            mut head,
+            method,
+        } = plain;
+        loop {
+            let (mut connection, reused) = match pooled.take() {
+                Some(connection) => (connection, true),
+                // Boxed: a connector's future is large, and most requests find a connection.
+                None => (Box::pin(self.connect_plain(pool, endpoint)).await?, false),
+            };
+            if !head.is_empty() {
+                connection.head = std::mem::take(&mut head);
+            }
+            match connection.conn.send(&connection.head, &method).await {
+                Ok(head) => {
+                    // Emptied: an idle connection holds no request head (which may carry
+                    // credentials) as data; its bytes stay in the buffer's allocation until
+                    // the next request's overwrite them.
+                    connection.head.clear();
+                    self.start_sweeper();
+                    let (parts, ()) = head.response.into_parts();
+                    return Ok(Response::from_parts(
+                        parts,
+                        Body::Upstream(UpstreamBody::new(connection)),
+                    ));
+                }
+                // A pooled connection the upstream closed as the request went out: a new
+                // connection gets it, once (one that fails is not tried again).
+                Err(failed) if reused && failed.retry_safe => {
+                    tracing::debug!(error = %super::error_chain(&failed.error), "pooled upstream connection failed; sending again on a new one");
+                    head = std::mem::take(&mut connection.head);
+                }
+                Err(failed) => return Err(ClientError::Http1(failed.error)),
+            }
+        }
     }
 
     async fn connect_plain(

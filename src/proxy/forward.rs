@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use ipnet::IpNet;
 use tower::Service;
-use weir_filters::{Body, CutOff, Exchange, HttpService, UpstreamFailure};
+use weir_filters::{Body, BoxFuture, CutOff, Exchange, HttpService, UpstreamFailure};
 
-use super::balance::{Endpoint, Instance, Service as BalancedService};
-use super::client::{Client, HttpClient};
+use super::balance::{Endpoint, InFlight, Instance, Service as BalancedService};
+use super::client::{Client, HostPool, HttpClient, Prepared};
 use super::headers::{remove_hop_by_hop, EditValue, HeaderEdits, ShortValue};
 use super::{dispatch, error_chain, Conn};
 use crate::compile::RouteTable;
@@ -85,10 +86,14 @@ impl Forwarder {
     /// boxed future).
     pub fn into_service(self) -> HttpService {
         let this = Arc::new(self);
-        HttpService::from_fn(move |exchange| {
-            let this = this.clone();
-            async move { this.forward(exchange).await }
-        })
+        let lent = this.clone();
+        HttpService::from_fns(
+            move |exchange| {
+                let this = this.clone();
+                async move { this.forward(exchange).await }
+            },
+            move |exchange| lent.forward_borrowed(exchange),
+        )
     }
 }
 
@@ -106,22 +111,18 @@ fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl Forwarder {
-    /// Turns the exchange's request into the upstream request for `endpoint`, and the changes
-    /// its headers need on the way (hop-by-hop headers dropped, `X-Forwarded-*` and `Host`
-    /// set), which the client makes as it sends it.
-    fn upstream_request(
-        &self,
-        exchange: Exchange,
-        endpoint: &Endpoint,
-    ) -> (http::Request<Body>, HeaderEdits) {
+    /// The changes the exchange's request headers need on the way to `endpoint` (hop-by-hop
+    /// headers dropped, `X-Forwarded-*` and `Host` set), which the client makes as it sends it.
+    fn edits(&self, exchange: &Exchange, endpoint: &Endpoint) -> HeaderEdits {
         let Exchange {
-            mut request,
+            request,
             client,
             tls,
             preserve_host,
             stripped_prefix,
             ..
         } = exchange;
+        let (client, tls, preserve_host) = (*client, *tls, *preserve_host);
         let headers = request.headers();
         let mut edits = HeaderEdits::dropping_hop_by_hop(headers);
         if !preserve_host {
@@ -166,7 +167,7 @@ impl Forwarder {
                 HeaderValue::from_str(&format!("{}{ours}", earlier.trim_end_matches('/'))).ok()
             }
             (Some((earlier, _)), None) => Some(earlier.clone()),
-            (None, Some(ours)) => HeaderValue::from_str(&ours).ok(),
+            (None, Some(ours)) => HeaderValue::from_str(ours).ok(),
             (None, None) => None,
         };
 
@@ -215,48 +216,136 @@ impl Forwarder {
             edits.remove(&FORWARDED);
         }
 
-        // Origin form: the client sends the uri as it is.
-        if request.uri().scheme().is_some() || request.uri().path_and_query().is_none() {
-            let pq = request
-                .uri()
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/"));
-            *request.uri_mut() = Uri::from(pq);
+        edits
+    }
+}
+
+/// `request` as it goes upstream: its uri in origin form (the client sends the uri as it is),
+/// HTTP/1.1.
+fn origin_form(mut request: http::Request<Body>) -> http::Request<Body> {
+    if request.uri().scheme().is_some() || request.uri().path_and_query().is_none() {
+        let pq = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(pq);
+    }
+    *request.version_mut() = Version::HTTP_11;
+    request
+}
+
+/// An attempt's upstream, picked before its request goes out, and what its outcome is
+/// reported with.
+struct Picked {
+    endpoint: Arc<Endpoint>,
+    /// The instance of an `lb://` service, counted in flight while the attempt lasts.
+    instance: Option<(Arc<Instance>, InFlight)>,
+    /// Raised when a time limit around the forwarder cuts the attempt off.
+    cut_off: Option<Arc<CutOff>>,
+    failing: Failing,
+}
+
+/// What an error response of the forwarder names: the request's path, route and id.
+struct Failing {
+    route: Arc<str>,
+    request_id: u64,
+    /// A cheap reference-counted copy of the request's path and query.
+    pq: Option<PathAndQuery>,
+}
+
+impl Failing {
+    fn of(exchange: &Exchange) -> Self {
+        Self {
+            route: exchange.route_id.clone(),
+            request_id: exchange.request_id,
+            pq: exchange.request.uri().path_and_query().cloned(),
         }
-        *request.version_mut() = Version::HTTP_11;
-        (request, edits)
+    }
+
+    fn response(
+        &self,
+        status: StatusCode,
+        message: &str,
+        failure: UpstreamFailure,
+    ) -> Response<Body> {
+        let path = self.pq.as_ref().map_or("/", |pq| pq.path());
+        let mut response =
+            weir_filters::error_response(status, message, path, Some(&self.route), self.request_id);
+        response.extensions_mut().insert(failure);
+        response
     }
 }
 
 impl Forwarder {
+    /// Sends the exchange, taken.
     async fn forward(&self, exchange: Exchange) -> Response<Body> {
-        let route = exchange.route_id.clone();
-        let request_id = exchange.request_id;
-        // Kept for an error body; a cheap reference-counted copy.
-        let pq = exchange.request.uri().path_and_query().cloned();
-        let fail = |status: StatusCode, message: &str, failure: UpstreamFailure| {
-            let path = pq.as_ref().map_or("/", |pq| pq.path());
-            let mut response =
-                weir_filters::error_response(status, message, path, Some(&route), request_id);
-            response.extensions_mut().insert(failure);
-            response
+        let picked = match self.pick(&exchange) {
+            Ok(picked) => picked,
+            Err(response) => return response,
         };
-        let (endpoint, balanced) = match &self.target {
+        let pool = self.client.pool(&picked.endpoint);
+        let edits = self.edits(&exchange, &picked.endpoint);
+        let prepared = self.client.prepare(
+            &pool,
+            &picked.endpoint,
+            origin_form(exchange.request),
+            edits,
+        );
+        self.complete(picked, &pool, prepared).await
+    }
+
+    /// Sends a lent exchange without a body, when weir's own HTTP/1 client can (its head is
+    /// written here, and the future needs nothing more of the exchange); otherwise a copy of
+    /// its head goes through hyper's client. `None` for a request with a body: the caller
+    /// sends it with [`Forwarder::forward`].
+    fn forward_borrowed(self: &Arc<Self>, exchange: &Exchange) -> Option<BoxFuture> {
+        if !exchange.request.body().is_end_stream() {
+            return None;
+        }
+        let picked = match self.pick(exchange) {
+            Ok(picked) => picked,
+            Err(response) => return Some(Box::pin(std::future::ready(response))),
+        };
+        let pool = self.client.pool(&picked.endpoint);
+        let edits = self.edits(exchange, &picked.endpoint);
+        let prepared =
+            match self
+                .client
+                .prepare_plain(&pool, &picked.endpoint, &exchange.request, &edits)
+            {
+                Some(plain) => Prepared::Plain(plain),
+                // Not a request weir's client sends (an https instance, a long head, ...): the
+                // head is copied for hyper's.
+                None => {
+                    let copy = exchange.replay(bytes::Bytes::new()).request;
+                    self.client
+                        .prepare(&pool, &picked.endpoint, origin_form(copy), edits)
+                }
+            };
+        let this = self.clone();
+        Some(Box::pin(async move {
+            this.complete(picked, &pool, prepared).await
+        }))
+    }
+
+    /// The upstream for the exchange: a fixed one, or an instance of its service, recorded in
+    /// the exchange's tried instances at once (so a retry avoids it even if this attempt is cut
+    /// short before it answers). `Err`: the answer when no instance is available.
+    fn pick(&self, exchange: &Exchange) -> Result<Picked, Response<Body>> {
+        let failing = Failing::of(exchange);
+        let (endpoint, instance) = match &self.target {
             Target::Fixed(endpoint) => (endpoint.clone(), None),
             Target::Balanced(service) => {
-                // Retries share the list of instances tried; the pick is recorded at once, so a
-                // retry avoids it even if this attempt is cut short before it answers.
                 let tried = exchange.tried_instances.as_ref();
                 let picked = service.pick(exchange.balance.strategy, tried);
                 if let (Some(tried), Some((instance, _))) = (tried, &picked) {
                     tried.record(&instance.endpoint.key);
                 }
                 match picked {
-                    Some((instance, in_flight)) => (
-                        instance.endpoint.clone(),
-                        Some((service, instance, in_flight)),
-                    ),
+                    Some((instance, in_flight)) => {
+                        (instance.endpoint.clone(), Some((instance, in_flight)))
+                    }
                     None => {
                         let (status, message) = if exchange.balance.use404 {
                             (
@@ -272,34 +361,57 @@ impl Forwarder {
                                 ),
                             )
                         };
-                        tracing::warn!(route = %route, service = %service.name(), status = status.as_u16(), "no healthy instance");
-                        return fail(status, &message, UpstreamFailure::Connect);
+                        tracing::warn!(route = %failing.route, service = %service.name(), status = status.as_u16(), "no healthy instance");
+                        return Err(failing.response(status, &message, UpstreamFailure::Connect));
                     }
                 }
             }
         };
+        Ok(Picked {
+            endpoint,
+            instance,
+            cut_off: exchange.cut_off.clone(),
+            failing,
+        })
+    }
+
+    /// Sends what was prepared for the picked upstream, maps a failure to its answer, and
+    /// reports the outcome to the balancer.
+    async fn complete(
+        &self,
+        picked: Picked,
+        pool: &Arc<HostPool>,
+        prepared: Prepared,
+    ) -> Response<Body> {
+        let Picked {
+            endpoint,
+            instance,
+            cut_off,
+            failing,
+        } = picked;
+        let balanced = match (&self.target, &instance) {
+            (Target::Balanced(service), Some((instance, _))) => Some((&**service, &**instance)),
+            _ => None,
+        };
         // An attempt that a time limit cuts off never reaches the report below: this counts it.
-        let mut cut_off_report = match (&balanced, &exchange.cut_off) {
-            (Some((service, instance, _)), Some(cut_off)) => Some(CutOffReport {
+        let mut cut_off_report = match (balanced, cut_off) {
+            (Some((service, instance)), Some(cut_off)) => Some(CutOffReport {
                 service,
                 instance,
-                cut_off: Some(cut_off.clone()),
+                cut_off: Some(cut_off),
             }),
             _ => None,
         };
-        let pool = self.client.pool(&endpoint);
+        let (route, request_id) = (&failing.route, failing.request_id);
         // The send future is made in each arm, not held in a local first: this future (boxed
-        // for every request) would otherwise keep room for it twice. The request and its
-        // header changes are made inside the call, and go no further than the client.
-        let send = |exchange| {
-            let (request, edits) = self.upstream_request(exchange, &endpoint);
-            self.client.send(&pool, &endpoint, request, edits)
-        };
+        // for every request) would otherwise keep room for it twice.
         let result = match self.response_timeout {
-            Some(limit) => tokio::time::timeout(limit, send(exchange))
-                .await
-                .map_err(|_| limit),
-            None => Ok(send(exchange).await),
+            Some(limit) => {
+                tokio::time::timeout(limit, self.client.send_prepared(pool, &endpoint, prepared))
+                    .await
+                    .map_err(|_| limit)
+            }
+            None => Ok(self.client.send_prepared(pool, &endpoint, prepared).await),
         };
         let response = match result {
             Ok(Ok(mut response)) => {
@@ -311,12 +423,12 @@ impl Forwarder {
                 // after the head went upstream: the upstream got an incomplete request, and
                 // the fault is the client's, not the upstream's.
                 tracing::info!(route = %route, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = 400, "the client's request body failed while being forwarded");
-                let path = pq.as_ref().map_or("/", |pq| pq.path());
+                let path = failing.pq.as_ref().map_or("/", |pq| pq.path());
                 let mut response = weir_filters::error_response(
                     StatusCode::BAD_REQUEST,
                     "the request body was malformed or ended early",
                     path,
-                    Some(&route),
+                    Some(route),
                     request_id,
                 );
                 response
@@ -351,7 +463,7 @@ impl Forwarder {
                     )
                 };
                 tracing::warn!(route = %route, upstream = %endpoint.key, request_id = format_args!("{request_id:016x}"), error = %error_chain(&err), status = status.as_u16(), "upstream request failed");
-                fail(status, message, failure)
+                failing.response(status, message, failure)
             }
             Err(limit) => {
                 tracing::warn!(route = %route, upstream = %endpoint.key, request_id = format_args!("{request_id:016x}"), timeout_ms = limit.as_millis() as u64, status = 504, "upstream response timed out");
@@ -359,7 +471,7 @@ impl Forwarder {
                     "the upstream did not respond within {} ms",
                     limit.as_millis()
                 );
-                fail(
+                failing.response(
                     StatusCode::GATEWAY_TIMEOUT,
                     &message,
                     UpstreamFailure::Timeout,
@@ -370,7 +482,7 @@ impl Forwarder {
         if let Some(report) = &mut cut_off_report {
             report.cut_off = None;
         }
-        if let Some((service, instance, _in_flight)) = &balanced {
+        if let Some((service, instance)) = balanced {
             let failed = response.extensions().get::<UpstreamFailure>().is_some()
                 || response.status().is_server_error();
             service.report(instance, failed);

@@ -58,6 +58,8 @@ pub struct Received {
     pub bytes: usize,
     /// FNV-1a of its body.
     pub fnv: u64,
+    /// Its headers, in the order received, names lower-case.
+    pub headers: Vec<(String, String)>,
 }
 
 struct State {
@@ -226,6 +228,14 @@ impl State {
             uri: uri.clone(),
             bytes: body.len(),
             fnv: fnv(&body),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (n.as_str().to_string(), value)
+                })
+                .collect(),
         });
         let status = match mode {
             Mode::Ok => 200,
