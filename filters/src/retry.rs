@@ -239,8 +239,9 @@ impl Erased for Retrying {
     }
 }
 
-/// The attempts at one request: each sends a copy of `original` (and `body`) on, until one
-/// is not retryable or the retries run out, with the policy's backoff in between.
+/// The attempts at one request: each lends `original` to the rest of the chain or sends a
+/// copy of it (and `body`) on ([`Policy::attempt_with`]), until one is not retryable or the
+/// retries run out, with the policy's backoff in between.
 ///
 /// Written by hand rather than as an `async` block, which would keep room for the exchange
 /// twice and copy it at every step; this holds it once, and each attempt's future is boxed
@@ -377,5 +378,93 @@ impl Policy {
         }
         let status = response.status();
         self.statuses.contains(&status) || self.series.contains(&(status.as_u16() / 100))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Request;
+
+    use super::*;
+
+    fn policy(timeout: Option<Duration>) -> Arc<Policy> {
+        Arc::new(Policy {
+            retries: 3,
+            statuses: Vec::new(),
+            series: vec![5],
+            methods: vec![Method::GET],
+            exceptions: vec![Exception::Connect, Exception::Timeout],
+            first_backoff: None,
+            max_backoff: None,
+            factor: 2.0,
+            based_on_previous: true,
+            jitter: 0.0,
+            timeout,
+            max_replay_body: 64 * 1024,
+        })
+    }
+
+    fn failure() -> Response<Body> {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        response
+    }
+
+    /// Sends a GET with `body` through Retry (three retries of a service that always fails
+    /// with 502) in front of a service that takes lent exchanges when `lends`; returns how many
+    /// attempts were taken and how many lent.
+    async fn attempts(
+        timeout: Option<Duration>,
+        body: &'static str,
+        lends: bool,
+    ) -> (usize, usize) {
+        let taken = Arc::new(AtomicUsize::new(0));
+        let lent = Arc::new(AtomicUsize::new(0));
+        let owned = {
+            let taken = taken.clone();
+            move |_: Exchange| {
+                taken.fetch_add(1, Ordering::Relaxed);
+                std::future::ready(failure())
+            }
+        };
+        let next = if lends {
+            let lent = lent.clone();
+            HttpService::from_fns(owned, move |_: &Exchange| {
+                lent.fetch_add(1, Ordering::Relaxed);
+                Some(Box::pin(std::future::ready(failure())) as BoxFuture)
+            })
+        } else {
+            HttpService::from_fn(owned)
+        };
+        let retrying = Retrying {
+            policy: policy(timeout),
+            next,
+        };
+        let body = if body.is_empty() {
+            Body::Empty
+        } else {
+            Body::full(Bytes::from_static(body.as_bytes()))
+        };
+        let request = Request::get("/").body(body).unwrap();
+        let response = retrying.call(Exchange::internal(request, "r".into())).await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        (taken.load(Ordering::Relaxed), lent.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn the_request_is_lent_only_when_nothing_needs_a_copy() {
+        // No body, no per-attempt timeout, a service that takes lent exchanges: no copy.
+        assert_eq!(attempts(None, "", true).await, (0, 4));
+        // A per-attempt timeout marks the exchange it times: copies.
+        assert_eq!(
+            attempts(Some(Duration::from_secs(5)), "", true).await,
+            (4, 0)
+        );
+        // A body kept for replay goes with each copy.
+        assert_eq!(attempts(None, "body", true).await, (4, 0));
+        // Anything else after Retry (a filter, a breaker) takes copies.
+        assert_eq!(attempts(None, "", false).await, (4, 0));
     }
 }

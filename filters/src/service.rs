@@ -115,9 +115,9 @@ impl HttpService {
         Self(Arc::new(FnService(f)))
     }
 
-    /// A service from two async functions: `owned` takes the exchange; `borrowed` sends a
-    /// lent one when it can (its future needing nothing more of the exchange), and returns
-    /// `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
+    /// A service from two functions: `owned`, an async function, takes the exchange;
+    /// `borrowed` sends a lent one when it can, returning a future that needs nothing more of
+    /// the exchange, and returns `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
     /// lends it instead.
     pub fn from_fns<F, G, Fut>(owned: F, borrowed: G) -> Self
     where

@@ -318,9 +318,9 @@ impl Forwarder {
                 // Not a request weir's client sends (an https instance, a long head, ...): the
                 // head is copied for hyper's.
                 None => {
-                    let copy = exchange.replay(bytes::Bytes::new()).request;
-                    self.client
-                        .prepare(&pool, &picked.endpoint, origin_form(copy), edits)
+                    let mut copy = origin_form(exchange.replay(bytes::Bytes::new()).request);
+                    edits.apply(copy.headers_mut());
+                    Prepared::Hyper(copy)
                 }
             };
         let this = self.clone();

@@ -103,7 +103,8 @@ fn sorted(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
 async fn every_attempt_sends_the_same_head() {
     let (b, gw) = retry_route("        retries: 3").await;
     // A short head goes out lent to weir's own HTTP/1 client; one over 16 KiB is copied for
-    // hyper's client. Either way each attempt sends what a route without Retry would.
+    // hyper's client. Either way each attempt sends the same head, with the forwarder's
+    // changes made (the list below).
     for long in ["", &"x".repeat(20 * 1024)] {
         b.cycle(vec![Mode::Status(500), Mode::Close, Mode::Ok]);
         let before = b.received().len();
