@@ -180,6 +180,14 @@ pub enum Prepared {
     Hyper(Request<Body>),
 }
 
+impl Prepared {
+    /// `request` for hyper's client, `edits` applied to its headers.
+    pub fn for_hyper(mut request: Request<Body>, edits: HeaderEdits) -> Self {
+        edits.apply(request.headers_mut());
+        Prepared::Hyper(request)
+    }
+}
+
 /// A request head written for weir's own HTTP/1 client, with the pooled connection whose
 /// buffer holds it (or, without one, the head itself).
 pub struct PlainHead {
@@ -261,38 +269,24 @@ impl Client {
                 .insert(header::HOST, endpoint.host.clone());
         }
         let pool = self.pool(&endpoint);
-        self.send(&pool, &endpoint, request, HeaderEdits::default())
-            .await
+        let prepared = self.prepare(&pool, &endpoint, request, HeaderEdits::default());
+        self.send_prepared(&pool, &endpoint, prepared).await
     }
 
-    /// Sends `request`, whose uri is in origin form (`/path?query`), with `edits` made to its
-    /// headers, to `endpoint` over a connection from `pool`, which must be
-    /// `self.pool(endpoint)`: [`Client::prepare`], then [`Client::send_prepared`].
-    pub fn send<'a>(
-        &'a self,
-        pool: &'a Arc<HostPool>,
-        endpoint: &'a Endpoint,
-        request: Request<Body>,
-        edits: HeaderEdits,
-    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a {
-        let prepared = self.prepare(pool, endpoint, request, edits);
-        self.send_prepared(pool, endpoint, prepared)
-    }
-
-    /// Readies `request` (uri in origin form) with `edits` for `endpoint`: its head written for
-    /// weir's own HTTP/1 client when that client sends it, else the edits applied for hyper's.
+    /// Readies `request` (uri in origin form) with `edits` for `endpoint`, a `pool` that must be
+    /// `self.pool(endpoint)`: its head written for weir's own HTTP/1 client when that client
+    /// sends it, else for hyper's ([`Prepared::for_hyper`]).
     pub fn prepare(
         &self,
         pool: &Arc<HostPool>,
         endpoint: &Endpoint,
-        mut request: Request<Body>,
+        request: Request<Body>,
         edits: HeaderEdits,
     ) -> Prepared {
-        if let Some(plain) = self.prepare_plain(pool, endpoint, &request, &edits) {
-            return Prepared::Plain(plain);
+        match self.prepare_plain(pool, endpoint, &request, &edits) {
+            Some(plain) => Prepared::Plain(plain),
+            None => Prepared::for_hyper(request, edits),
         }
-        edits.apply(request.headers_mut());
-        Prepared::Hyper(request)
     }
 
     /// Sends what [`Client::prepare`] or [`Client::prepare_plain`] readied for `endpoint`. A

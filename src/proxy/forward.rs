@@ -181,29 +181,31 @@ impl Forwarder {
                 EditValue::Header(HeaderValue::from_static(proto)),
             );
         }
-        if let Some(host) = original_host {
-            if !keep_host {
-                edits.set(&X_FORWARDED_HOST, EditValue::Header(host.clone()));
+        // Without a Host to report (HTTP/1.0), what the peer claims goes no further either.
+        if !keep_host {
+            match original_host {
+                Some(host) => edits.set(&X_FORWARDED_HOST, EditValue::Header(host.clone())),
+                None => edits.remove(&X_FORWARDED_HOST),
             }
-            if !keep_port {
-                let host = host.as_bytes();
-                let port =
-                    memchr::memrchr(b':', host).and_then(|i| ShortValue::port(&host[i + 1..]));
-                let port = match port {
-                    Some(port) => EditValue::Short(port),
-                    None => {
-                        EditValue::Header(HeaderValue::from_static(if tls { "443" } else { "80" }))
-                    }
-                };
-                edits.set(&X_FORWARDED_PORT, port);
-            }
-        } else {
-            // No Host to report (HTTP/1.0): what the peer claims goes no further either.
-            if !keep_host {
-                edits.remove(&X_FORWARDED_HOST);
-            }
-            if !keep_port {
-                edits.remove(&X_FORWARDED_PORT);
+        }
+        if !keep_port {
+            match original_host.map(HeaderValue::as_bytes) {
+                Some(host) => {
+                    let port = memchr::memrchr(b':', host)
+                        .and_then(|i| ShortValue::port(&host[i + 1..]))
+                        .map_or_else(
+                            || {
+                                EditValue::Header(HeaderValue::from_static(if tls {
+                                    "443"
+                                } else {
+                                    "80"
+                                }))
+                            },
+                            EditValue::Short,
+                        );
+                    edits.set(&X_FORWARDED_PORT, port);
+                }
+                None => edits.remove(&X_FORWARDED_PORT),
             }
         }
         match prefix {
@@ -318,9 +320,8 @@ impl Forwarder {
                 // Not a request weir's client sends (an https instance, a long head, ...): the
                 // head is copied for hyper's.
                 None => {
-                    let mut copy = origin_form(exchange.replay(bytes::Bytes::new()).request);
-                    edits.apply(copy.headers_mut());
-                    Prepared::Hyper(copy)
+                    let copy = exchange.replay(bytes::Bytes::new()).request;
+                    Prepared::for_hyper(origin_form(copy), edits)
                 }
             };
         let this = self.clone();
