@@ -98,7 +98,7 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// The position of `name` in [`HOP_BY_HOP`]. Most names are ruled out by their length alone.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     let name = name.as_str();
-    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+    if !listed_length(name.len()) {
         return None;
     }
     HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
@@ -124,9 +124,16 @@ pub fn distinct(names: &mut Vec<HeaderName>) {
 
 /// Whether a `Connection` token names a header in [`HOP_BY_HOP`].
 fn is_listed(token: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
+    listed_length(token.len())
+        && HOP_BY_HOP
+            .iter()
+            .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
+}
+
+/// Whether a name of `len` bytes may be in [`HOP_BY_HOP`] (whose names are 2, 7, 10 and 16 to
+/// 19 bytes long).
+fn listed_length(len: usize) -> bool {
+    matches!(len, 2 | 7 | 10 | 16..=19)
 }
 
 /// A header value set by [`HeaderEdits`]. Both kinds hold only bytes valid in a header value.
@@ -235,6 +242,8 @@ pub struct HeaderEdits {
     hop_by_hop: HopByHop,
     /// The changes in the order made; the empty slots last.
     changes: [Option<Change>; MAX_CHANGES],
+    /// How many slots are filled.
+    made: usize,
 }
 
 impl HeaderEdits {
@@ -267,12 +276,16 @@ impl HeaderEdits {
             !self.changes().any(|(n, _)| *n == name),
             "{name} changed twice"
         );
-        let slot = self.changes.iter_mut().find(|slot| slot.is_none());
-        *slot.expect("at most MAX_CHANGES header changes") = Some((name, value));
+        let slot = self
+            .changes
+            .get_mut(self.made)
+            .expect("at most MAX_CHANGES header changes");
+        *slot = Some((name, value));
+        self.made += 1;
     }
 
     fn changes(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().map_while(Option::as_ref)
+        self.changes[..self.made].iter().flatten()
     }
 
     /// Whether the request's own header `name` goes upstream: it is neither hop-by-hop nor
@@ -290,7 +303,7 @@ impl HeaderEdits {
     /// Makes the changes in `headers`, the map of the request they were made for.
     pub fn apply(self, headers: &mut HeaderMap) {
         // A parsed head's map has no room to spare: grown once, not once per insert.
-        headers.reserve(self.changes().count());
+        headers.reserve(self.made);
         self.hop_by_hop.remove_from(headers);
         for (name, value) in self.changes.into_iter().flatten() {
             match value {
@@ -308,6 +321,19 @@ impl HeaderEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_lengths_cover_every_listed_name() {
+        for name in &HOP_BY_HOP {
+            assert!(listed_length(name.as_str().len()), "{name}");
+            assert_eq!(
+                hop_by_hop_index(name).map(|i| HOP_BY_HOP[i].clone()),
+                Some(name.clone())
+            );
+            assert!(is_listed(name.as_str().to_ascii_uppercase().as_bytes()));
+        }
+        assert!(!is_listed(b"x-secret") && !is_listed(b"close"));
+    }
 
     #[test]
     fn removes_listed_and_named_headers() {

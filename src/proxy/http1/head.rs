@@ -226,8 +226,7 @@ fn parse_one(
     // Other headers `Connection` names: rare, so collected only when there are some.
     let mut named = Vec::new();
     for span in spans {
-        let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
-            .map_err(|_| Http1Error::HeaderName)?;
+        let name = header_name(&head[span.name.0 as usize..span.name.1 as usize])?;
         let value = HeaderValue::from_maybe_shared(
             head.slice(span.value.0 as usize..span.value.1 as usize),
         )
@@ -245,14 +244,21 @@ fn parse_one(
             let last = list_elements(value.as_bytes()).last();
             chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
         } else if name == header::CONNECTION {
+            // `keep-alive`, the usual value, names no header but its own (hop-by-hop anyway).
+            let mut names_others = false;
             for token in list_elements(value.as_bytes()) {
+                if token.eq_ignore_ascii_case(b"keep-alive") {
+                    saw_keep_alive = true;
+                    continue;
+                }
+                names_others = true;
                 if token.eq_ignore_ascii_case(b"close") {
                     saw_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    saw_keep_alive = true;
                 }
             }
-            named.extend(named_by_connection(value.as_bytes()));
+            if names_others {
+                named.extend(named_by_connection(value.as_bytes()));
+            }
         }
         if !is_hop_by_hop(&name) {
             headers.append(name, value);
@@ -298,6 +304,22 @@ fn parse_one(
     }))
 }
 
+/// A header name from a response head (already checked by httparse to be a token). The names
+/// every response carries are told apart by their length and one case-insensitive comparison,
+/// a fraction of what [`HeaderName::from_bytes`]'s general parse costs; any other name goes
+/// through it.
+fn header_name(bytes: &[u8]) -> Result<HeaderName, Http1Error> {
+    let is = |name: &[u8]| bytes.eq_ignore_ascii_case(name);
+    Ok(match bytes.len() {
+        4 if is(b"date") => header::DATE,
+        6 if is(b"server") => header::SERVER,
+        10 if is(b"connection") => header::CONNECTION,
+        12 if is(b"content-type") => header::CONTENT_TYPE,
+        14 if is(b"content-length") => header::CONTENT_LENGTH,
+        _ => HeaderName::from_bytes(bytes).map_err(|_| Http1Error::HeaderName)?,
+    })
+}
+
 /// A `Content-Length` value: digits, or a list of equal digit strings.
 fn parse_content_length(value: &[u8]) -> Result<u64, Http1Error> {
     let mut length = None;
@@ -334,6 +356,34 @@ mod tests {
     fn reason(head: &ResponseHead) -> Option<&[u8]> {
         let phrase = head.response.extensions().get::<hyper::ext::ReasonPhrase>();
         phrase.map(|p| p.as_bytes())
+    }
+
+    #[test]
+    fn header_names_as_the_http_crate_reads_them() {
+        let names = [
+            "date",
+            "server",
+            "connection",
+            "content-type",
+            "content-length",
+            "x-custom",
+            "keep-alive",
+            "content-lengths",
+            "dat",
+            "etag",
+            "Server",
+            "transfer-encoding",
+        ];
+        for name in names.map(String::from) {
+            for spelled in [name.clone(), name.to_ascii_uppercase()] {
+                let ours = header_name(spelled.as_bytes()).unwrap();
+                assert_eq!(ours, HeaderName::from_bytes(spelled.as_bytes()).unwrap());
+            }
+        }
+        assert!(matches!(
+            header_name(b"bad name"),
+            Err(Http1Error::HeaderName)
+        ));
     }
 
     fn ok(bytes: &str) -> ResponseHead {
