@@ -6,7 +6,7 @@
 #   fuzz/run.sh build                                only build them
 #
 # Targets: config, shortcut, path_pattern, rewrite_path, normalize_path, raw_framing,
-# upstream_response.
+# upstream_response, server_request.
 #
 # The targets are instrumented with rustc's stable -C flags (the sancov pass with libFuzzer's
 # options: inline 8-bit counters, PC table, compare tracing) and link libFuzzer from the
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(config shortcut path_pattern rewrite_path normalize_path raw_framing upstream_response)
+TARGETS=(config shortcut path_pattern rewrite_path normalize_path raw_framing upstream_response server_request)
 which=${1:?usage: fuzz/run.sh TARGET|all|build [SECONDS] [LIBFUZZER ARGS...]}
 seconds=${2:-60}
 shift $(( $# < 2 ? $# : 2 ))

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weir_filters::{Body, FilterFactory};
@@ -64,7 +63,7 @@ pub struct Shared {
 
 impl Shared {
     /// Handles one request from the main listener.
-    pub async fn handle(&self, request: Request<Incoming>, conn: Conn) -> Response<Body> {
+    pub async fn handle(&self, request: Request<Body>, conn: Conn) -> Response<Body> {
         let start = Instant::now();
         let snapshot = self.snapshot.load_full();
         let (mut parts, body) = request.into_parts();
@@ -97,7 +96,7 @@ impl Shared {
             );
             return response;
         }
-        let request = Request::from_parts(parts, Body::Incoming(body));
+        let request = Request::from_parts(parts, body);
         let (response, route) = dispatch(&snapshot.table, request, conn, request_id, 0).await;
         let route = route.as_ref().unwrap_or(&self.unmatched);
         self.metrics

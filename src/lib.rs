@@ -17,6 +17,6 @@ pub mod openfaas;
 pub mod proxy;
 pub mod queue;
 pub mod reload;
-mod server;
+pub mod server;
 
 pub use gateway::{Gateway, GatewayBuilder, RunningGateway, Shared, StartError};

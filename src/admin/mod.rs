@@ -2,7 +2,6 @@
 //! running config and its reloads, health and Prometheus metrics.
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 use weir_filters::{error_response, json_response, Body};
 
@@ -91,7 +90,7 @@ fn unauthorized(path: &str) -> Response<Body> {
 
 /// Handles one admin request. With `admin.token` set, every endpoint but `/actuator/health`
 /// needs it as a bearer token.
-pub async fn handle(reloader: &Arc<Reloader>, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(reloader: &Arc<Reloader>, request: Request<Body>) -> Response<Body> {
     let shared = reloader.shared();
     let path = request.uri().path();
     let method = request.method();

@@ -267,7 +267,7 @@ fn openmetrics_to_text(text: &str) -> String {
 pub fn metrics_listener(
     metrics: &Metrics,
     state: &StateStore,
-    request: &http::Request<hyper::body::Incoming>,
+    request: &http::Request<weir_filters::Body>,
 ) -> http::Response<weir_filters::Body> {
     use http::{header, HeaderValue, Response, StatusCode};
     use weir_filters::Body;

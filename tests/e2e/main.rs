@@ -25,6 +25,7 @@ mod resilience_reload;
 mod retry;
 mod routing;
 mod secrets;
+mod server;
 mod shutdown;
 mod streaming;
 mod timeouts;

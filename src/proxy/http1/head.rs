@@ -135,13 +135,14 @@ pub fn parse_response(
 
 /// Where a header's name and value lie in the head (which is under 4 GiB).
 #[derive(Clone, Copy, Default)]
-struct Span {
+pub(crate) struct Span {
     name: (u32, u32),
     value: (u32, u32),
 }
 
 impl Span {
-    fn of(base: &[u8], header: &httparse::Header<'_>) -> Self {
+    /// Where `header`, parsed by httparse from `base`, lies in it.
+    pub(crate) fn of(base: &[u8], header: &httparse::Header<'_>) -> Self {
         let range = |part: &[u8]| {
             let start = part.as_ptr() as usize - base.as_ptr() as usize;
             (start as u32, (start + part.len()) as u32)
@@ -150,6 +151,16 @@ impl Span {
             name: range(header.name.as_bytes()),
             value: range(header.value),
         }
+    }
+
+    /// The header's name in `head`.
+    pub(crate) fn name<'a>(&self, head: &'a [u8]) -> &'a [u8] {
+        &head[self.name.0 as usize..self.name.1 as usize]
+    }
+
+    /// The header's value in `head`, sharing its bytes.
+    pub(crate) fn value(&self, head: &bytes::Bytes) -> bytes::Bytes {
+        head.slice(self.value.0 as usize..self.value.1 as usize)
     }
 }
 
@@ -226,11 +237,9 @@ fn parse_one(
     // Other headers `Connection` names: rare, so collected only when there are some.
     let mut named = Vec::new();
     for span in spans {
-        let name = header_name(&head[span.name.0 as usize..span.name.1 as usize])?;
-        let value = HeaderValue::from_maybe_shared(
-            head.slice(span.value.0 as usize..span.value.1 as usize),
-        )
-        .map_err(|_| Http1Error::HeaderValue)?;
+        let name = header_name(span.name(&head)).ok_or(Http1Error::HeaderName)?;
+        let value = HeaderValue::from_maybe_shared(span.value(&head))
+            .map_err(|_| Http1Error::HeaderValue)?;
         if name == header::CONTENT_LENGTH {
             content_length = match (content_length, parse_content_length(value.as_bytes())) {
                 (Ok(Some(earlier)), Ok(length)) if earlier != length => {
@@ -304,19 +313,21 @@ fn parse_one(
     }))
 }
 
-/// A header name from a response head (already checked by httparse to be a token). The names
-/// every response carries are told apart by their length and one case-insensitive comparison,
-/// a fraction of what [`HeaderName::from_bytes`]'s general parse costs; any other name goes
-/// through it.
-fn header_name(bytes: &[u8]) -> Result<HeaderName, Http1Error> {
+/// A header name from a message head (checked by httparse to be a token). The names most
+/// heads carry are told apart by their length and one case-insensitive comparison, a fraction
+/// of what [`HeaderName::from_bytes`]'s general parse costs; any other name goes through it.
+pub(crate) fn header_name(bytes: &[u8]) -> Option<HeaderName> {
     let is = |name: &[u8]| bytes.eq_ignore_ascii_case(name);
-    Ok(match bytes.len() {
+    Some(match bytes.len() {
         4 if is(b"date") => header::DATE,
+        4 if is(b"host") => header::HOST,
         6 if is(b"server") => header::SERVER,
+        6 if is(b"accept") => header::ACCEPT,
         10 if is(b"connection") => header::CONNECTION,
+        10 if is(b"user-agent") => header::USER_AGENT,
         12 if is(b"content-type") => header::CONTENT_TYPE,
         14 if is(b"content-length") => header::CONTENT_LENGTH,
-        _ => HeaderName::from_bytes(bytes).map_err(|_| Http1Error::HeaderName)?,
+        _ => return HeaderName::from_bytes(bytes).ok(),
     })
 }
 
@@ -380,10 +391,7 @@ mod tests {
                 assert_eq!(ours, HeaderName::from_bytes(spelled.as_bytes()).unwrap());
             }
         }
-        assert!(matches!(
-            header_name(b"bad name"),
-            Err(Http1Error::HeaderName)
-        ));
+        assert_eq!(header_name(b"bad name"), None);
     }
 
     fn ok(bytes: &str) -> ResponseHead {

@@ -1,5 +1,9 @@
 //! Accepting connections and serving HTTP/1.1 and HTTP/2 (prior knowledge) on them.
 
+mod date;
+pub mod http1;
+mod replay;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,13 +20,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use pin_project::pin_project;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use weir_filters::{Body, BoxError};
 
 use crate::proxy::raw_framing::{FramingLog, Watched};
 use crate::proxy::Conn;
+use http1::{Ended, Serving};
+use replay::Replayed;
 
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -44,7 +50,7 @@ pub struct Timeouts {
 /// open connections to finish their requests.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
-    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     serve_with(listener, handler, shutdown, Timeouts::default()).await
@@ -52,13 +58,16 @@ where
 
 /// As [`serve`], with time limits. `handler` gets the request's deadline in [`Conn`] and
 /// answers a response head on time; the body is cut off here.
+///
+/// Each connection starts on weir's own HTTP/1 server ([`http1`]), which hands it to hyper
+/// (HTTP/1 and HTTP/2) at the first request it does not serve itself.
 pub async fn serve_with<H, F>(
     listener: TcpListener,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
     timeouts: Timeouts,
 ) where
-    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let mut connections = tokio::task::JoinSet::new();
@@ -76,100 +85,30 @@ pub async fn serve_with<H, F>(
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let conn_shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let conn = Conn {
+        let serving = Serving {
+            handler: handler.clone(),
+            conn: Conn {
                 peer,
                 tls: false,
                 deadline: None,
                 framing: None,
-            };
-            let framing = Arc::new(FramingLog::default());
-            let io = Watched::new(stream, framing.clone());
-            let wait = timeouts.read.map(|limit| Arc::new(HeadWait::new(limit)));
-            let service_wait = wait.clone();
-            let service_framing = framing.clone();
-            let service = service_fn(move |request| {
-                let deadline = timeouts.write.map(|limit| Instant::now() + limit);
-                let busy = service_wait.as_ref().map(HeadWait::begin);
-                let conn = Conn {
-                    deadline,
-                    framing: service_framing.next_request(),
-                    ..conn
-                };
-                let response = handler(request, conn);
-                async move {
-                    let response = response.await;
-                    Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
+            },
+            timeouts,
+            wait: timeouts.read.map(|limit| Arc::new(HeadWait::new(limit))),
+        };
+        let mut stop = Stop::new(shutdown.clone());
+        connections.spawn(async move {
+            let mut head_timer = HeadTimer::new(serving.wait.as_deref());
+            match http1::serve(stream, &serving, &mut stop, &mut head_timer).await {
+                Ended::Closed => {}
+                Ended::HandOver {
+                    stream,
+                    read,
+                    served,
+                } => {
+                    let io = Replayed::new(read, stream);
+                    serve_hyper(io, !served, serving, stop, head_timer).await;
                 }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().writev(false);
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            tokio::pin!(connection);
-            // One timer for the read timeout, looked at only once it has fired.
-            let mut head_timer = std::pin::pin!(wait
-                .as_ref()
-                .and_then(|wait| wait.opened.checked_add(wait.limit))
-                .map(tokio::time::sleep_until));
-            // Runs the connection until it ends or its read timeout passes; when shutdown
-            // starts, asks it to finish what is in progress and goes on. The shutdown signal
-            // and the timer are polled once to register, then only when they have changed:
-            // not on every wake-up of the connection.
-            let probe = conn_shutdown.clone();
-            let mut signal = conn_shutdown;
-            let mut stop = std::pin::pin!(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            });
-            let mut registered = false;
-            let mut stopping = false;
-            let ended = std::future::poll_fn(|cx| {
-                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Some(result));
-                }
-                if let Some(wait) = &wait {
-                    let due = head_timer
-                        .as_ref()
-                        .as_pin_ref()
-                        .is_some_and(|timer| !registered || timer.is_elapsed());
-                    if due {
-                        match wait.look(Instant::now(), framing.is_http2()) {
-                            Look::TimedOut => return Poll::Ready(None),
-                            Look::Never => head_timer.set(None),
-                            Look::Later(at) => {
-                                if let Some(mut timer) = head_timer.as_mut().as_pin_mut() {
-                                    if timer.deadline() != at {
-                                        timer.as_mut().reset(at);
-                                    }
-                                    // Unconstrained: with the task's budget spent by the
-                                    // connection, a plain poll would register no waker, and
-                                    // the timer would fire unheard.
-                                    let _ =
-                                        Pin::new(&mut tokio::task::unconstrained(timer)).poll(cx);
-                                }
-                            }
-                        }
-                    }
-                }
-                if !stopping && (!registered || probe.has_changed().unwrap_or(true)) {
-                    registered = true;
-                    if stop.as_mut().poll(cx).is_ready() {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
-                        // The connection may be done now: look again at once.
-                        cx.waker().wake_by_ref();
-                    }
-                }
-                Poll::Pending
-            })
-            .await;
-            let Some(result) = ended else {
-                tracing::debug!(peer = %peer, "no request head within server.read-timeout");
-                return;
-            };
-            if let Err(e) = result {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
         });
         while connections.try_join_next().is_some() {}
@@ -178,6 +117,168 @@ pub async fn serve_with<H, F>(
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Serves the rest of a connection with hyper: HTTP/1, or also HTTP/2 (prior knowledge) when
+/// `any_version` (no request was answered on it yet).
+async fn serve_hyper<H, F>(
+    io: Replayed<TcpStream>,
+    any_version: bool,
+    serving: Serving<H>,
+    mut stop: Stop,
+    mut head_timer: HeadTimer,
+) where
+    H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let Serving {
+        handler,
+        conn,
+        timeouts,
+        wait,
+    } = serving;
+    let peer = conn.peer;
+    let framing = Arc::new(FramingLog::default());
+    let io = Watched::new(io, framing.clone());
+    let service_wait = wait.clone();
+    let service_framing = framing.clone();
+    let service = service_fn(move |request: Request<Incoming>| {
+        let deadline = timeouts.write.map(|limit| Instant::now() + limit);
+        let busy = service_wait.as_ref().map(HeadWait::begin);
+        let conn = Conn {
+            deadline,
+            framing: service_framing.next_request(),
+            ..conn
+        };
+        let response = handler(request.map(Body::Incoming), conn);
+        async move {
+            let response = response.await;
+            Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !any_version {
+        builder = builder.http1_only();
+    }
+    builder.http1().writev(false);
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    // Runs the connection until it ends or its read timeout passes; when shutdown starts,
+    // asks it to finish what is in progress and goes on.
+    let mut stopping = false;
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        if let Some(wait) = &wait {
+            if head_timer.poll_timed_out(cx, wait, framing.is_http2()) {
+                return Poll::Ready(None);
+            }
+        }
+        if !stopping && stop.poll_stopping(cx) {
+            stopping = true;
+            connection.as_mut().graceful_shutdown();
+            // The connection may be done now: look again at once.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await;
+    let Some(result) = ended else {
+        tracing::debug!(peer = %peer, "no request head within server.read-timeout");
+        return;
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's view of the shutdown signal, cheap enough to look at on every wake-up: the
+/// signal's future (which takes a lock when polled) is polled once to register, then only
+/// after the signal has changed.
+pub(crate) struct Stop {
+    probe: watch::Receiver<bool>,
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    registered: bool,
+    stopped: bool,
+}
+
+impl Stop {
+    fn new(mut signal: watch::Receiver<bool>) -> Self {
+        Self {
+            probe: signal.clone(),
+            signal: Box::pin(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            }),
+            registered: false,
+            stopped: false,
+        }
+    }
+
+    /// Whether shutdown has started; if not, `cx` is woken when it does.
+    fn poll_stopping(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.stopped && (!self.registered || self.probe.has_changed().unwrap_or(true)) {
+            self.registered = true;
+            self.stopped = self.signal.as_mut().poll(cx).is_ready();
+        }
+        self.stopped
+    }
+
+    /// Whether shutdown has started.
+    fn stopping(&self) -> bool {
+        self.stopped
+            || match self.probe.has_changed() {
+                Ok(changed) => changed && *self.probe.borrow(),
+                Err(_) => true,
+            }
+    }
+}
+
+/// A connection's one timer for `server.read-timeout`, looked at only once it has fired (see
+/// [`HeadWait`]).
+pub(crate) struct HeadTimer {
+    timer: Option<Pin<Box<Sleep>>>,
+    registered: bool,
+}
+
+impl HeadTimer {
+    fn new(wait: Option<&HeadWait>) -> Self {
+        Self {
+            timer: wait
+                .and_then(|wait| wait.opened.checked_add(wait.limit))
+                .map(|at| Box::pin(tokio::time::sleep_until(at))),
+            registered: false,
+        }
+    }
+
+    /// Whether the connection has waited longer than the limit for a request head; if not,
+    /// `cx` is woken when the timer next fires. `http2`: the connection is HTTP/2 (no heads to
+    /// time).
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>, wait: &HeadWait, http2: bool) -> bool {
+        let Some(timer) = &mut self.timer else {
+            return false;
+        };
+        if self.registered && !timer.is_elapsed() {
+            return false;
+        }
+        self.registered = true;
+        match wait.look(Instant::now(), http2) {
+            Look::TimedOut => true,
+            Look::Never => {
+                self.timer = None;
+                false
+            }
+            Look::Later(at) => {
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                // Unconstrained: with the task's budget spent by the connection, a plain poll
+                // would register no waker, and the timer would fire unheard.
+                let _ = Pin::new(&mut tokio::task::unconstrained(timer.as_mut())).poll(cx);
+                false
+            }
+        }
+    }
 }
 
 /// What a connection's read timeout says when its timer fires.
@@ -199,7 +300,7 @@ enum Look {
 /// fires, closes the connection or sets itself for the time the limit will next be reached.
 /// A request is done with when its response has ended: a client still sending the body of a
 /// request answered early has the limit to finish it.
-struct HeadWait {
+pub(crate) struct HeadWait {
     /// Requests in progress (HTTP/2 runs several at once).
     busy: AtomicU32,
     /// When the connection last became idle, in nanoseconds after `opened`.
@@ -246,7 +347,7 @@ impl HeadWait {
 }
 
 /// A request in progress on a connection with a read timeout; see [`HeadWait`].
-struct Busy(Arc<HeadWait>);
+pub(crate) struct Busy(Arc<HeadWait>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -260,7 +361,7 @@ impl Drop for Busy {
 /// A response body cut off at its request's write deadline. It holds its request's
 /// [`Busy`] mark: the connection waits for no head while it is written.
 #[pin_project]
-struct TimedBody {
+pub(crate) struct TimedBody {
     #[pin]
     body: Body,
     #[pin]
