@@ -5,9 +5,9 @@
 //! Anything else is handed to hyper, at a request boundary and with the bytes already read
 //! (see [`Ended::HandOver`]): a request with `Content-Length` or `Transfer-Encoding` (a body,
 //! and every request-smuggling defence in `guard.rs` and `raw_framing.rs`), `Upgrade`,
-//! `Expect`, HTTP/1.0, a request target not in origin form, a head over [`MAX_HEAD`] bytes or
-//! [`MAX_HEADERS`] headers, anything that does not parse (hyper answers it, as before), and
-//! HTTP/2's preface. What it writes follows hyper's server: the same status line, headers
+//! `Expect`, HTTP/1.0, `CONNECT`, a request target not in origin form, a head not whole within
+//! [`MAX_HEAD`] bytes or with over [`MAX_HEADERS`] headers, anything that does not parse (hyper
+//! answers it, as before), and HTTP/2's preface. What it writes follows hyper's server: the same status line, headers
 //! written as the map holds them, `Content-Length` or chunked framing chosen the same way,
 //! `Date` added when missing, `Connection: close` added when the connection closes after the
 //! response.
@@ -28,7 +28,6 @@ use tokio::time::Instant;
 use weir_filters::{Body, BoxError};
 
 use super::{date, HeadTimer, HeadWait, Stop, TimedBody, Timeouts};
-use crate::proxy::headers::list_elements;
 use crate::proxy::http1::head::{header_name, Span};
 use crate::proxy::Conn;
 
@@ -44,8 +43,8 @@ const FIRST_READ: usize = 8 * 1024;
 /// A body frame under this size is copied after the head or the frames before it, to go out
 /// in one write; a larger one is written from its own bytes.
 const COPY_UNDER: usize = 16 * 1024;
-/// The longest request target hyper accepts (it answers 414 beyond).
-const MAX_TARGET: usize = 65534;
+/// The longest request target hyper accepts (hyper's `MAX_URI_LEN`; it answers 414 beyond).
+const MAX_URI_LEN: usize = 65534;
 
 /// How a connection left weir's server.
 pub(crate) enum Ended {
@@ -91,11 +90,18 @@ where
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut served = false;
     loop {
-        let (request, close_asked) = loop {
-            if !read.is_empty() {
+        // Bytes of a head that were already parsed and found incomplete.
+        let mut parsed = 0;
+        let (request, asked) = loop {
+            if served && stop.stopping() {
+                // As hyper: after the response in progress when shutdown started, no other.
+                let _ = stream.shutdown().await;
+                return Ended::Closed;
+            }
+            if read.len() > parsed && may_end_head(&read, parsed) {
                 match parse_head(&mut read) {
-                    Head::Ready(request, close) => break (request, close),
-                    Head::Partial if read.len() < MAX_HEAD => {}
+                    Head::Ready(request, asked) => break (request, asked),
+                    Head::Partial if read.len() < MAX_HEAD => parsed = read.len(),
                     Head::Partial | Head::Hyper => {
                         return Ended::HandOver {
                             stream,
@@ -104,9 +110,16 @@ where
                         }
                     }
                 }
+            } else if read.len() >= MAX_HEAD {
+                return Ended::HandOver {
+                    stream,
+                    read,
+                    served,
+                };
             }
             let waited = poll_fn(|cx| {
-                if stop.poll_stopping(cx) {
+                // At shutdown an idle connection closes; a head begun is read to its end.
+                if read.is_empty() && stop.poll_stopping(cx) {
                     return Poll::Ready(false);
                 }
                 if let Some(wait) = &serving.wait {
@@ -136,7 +149,7 @@ where
             return Ended::Closed;
         };
 
-        let keep_alive = !close_asked && !stop.stopping();
+        let keep_alive = !asked.close && !stop.stopping();
         let (mut head, body) = response.into_parts();
         let length = if body.is_end_stream() {
             Length::Ended
@@ -146,17 +159,41 @@ where
                 .map_or(Length::Unknown, Length::Known)
         };
         out.clear();
-        let Ok(encoded) = encode_head(&mut head, &method, length, keep_alive, &mut out) else {
+        let Ok(mut encoded) = encode_head(&mut head, &method, length, keep_alive, &mut out) else {
             tracing::debug!(peer = %serving.conn.peer, "response head cannot be written (its framing headers disagree with its body)");
             return Ended::Closed;
         };
+        if !asked.trailers {
+            // As hyper: trailers only to a client that said `TE: trailers`.
+            if let Encoder::Chunked(allowed) = &mut encoded.encoder {
+                *allowed = None;
+            }
+        }
+        let writing = Writing {
+            stream: &mut stream,
+            read: &mut read,
+            out: &mut out,
+            head_timer,
+            wait: serving.wait.as_deref(),
+        };
         let body = TimedBody::new(body, deadline, busy);
-        let complete = write_body(&mut stream, &mut read, &mut out, encoded.encoder, body).await;
+        let complete = writing.body(encoded.encoder, body).await;
         if !complete || encoded.last {
             let _ = stream.shutdown().await;
             return Ended::Closed;
         }
     }
+}
+
+/// Whether `read`, of which the first `parsed` bytes were found to be an incomplete head, may
+/// now hold a whole one (it has a new empty line): parsing again only then keeps a head sent a
+/// byte at a time from costing its length squared.
+fn may_end_head(read: &[u8], parsed: usize) -> bool {
+    if parsed == 0 {
+        return true;
+    }
+    let new = &read[parsed.saturating_sub(3)..];
+    memchr::memmem::find(new, b"\n\r\n").is_some() || memchr::memmem::find(new, b"\n\n").is_some()
 }
 
 /// Reads what the socket has into `read`: `Ok(0)` at its end.
@@ -213,13 +250,22 @@ async fn answer<F: Future<Output = Response<Body>>>(
 // Returned once per head and taken apart at once: boxing the request would allocate for each.
 #[allow(clippy::large_enum_variant)]
 pub enum Head {
-    /// A request served here, and whether it asked to close the connection. Its head has been
-    /// taken from the buffer.
-    Ready(Request<Body>, bool),
+    /// A request served here, and what it asked of the connection. Its head has been taken
+    /// from the buffer.
+    Ready(Request<Body>, Asked),
     /// Not a whole head yet.
     Partial,
     /// A request for hyper (see the module's documentation).
     Hyper,
+}
+
+/// What a request asked of the connection, in its `Connection` and `TE` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// Close it after the response.
+    pub close: bool,
+    /// Trailers are welcome (`TE: trailers`).
+    pub trailers: bool,
 }
 
 /// Parses the request head at the start of `read`, and takes it from there if weir serves it.
@@ -242,12 +288,15 @@ pub fn parse_head(read: &mut BytesMut) -> Head {
         else {
             return Head::Hyper;
         };
-        if !path.starts_with('/') || path.len() > MAX_TARGET {
+        if !path.starts_with('/') || path.len() > MAX_URI_LEN {
             return Head::Hyper;
         }
         let Ok(method) = Method::from_bytes(method.as_bytes()) else {
             return Head::Hyper;
         };
+        if method == Method::CONNECT {
+            return Head::Hyper;
+        }
         let start = path.as_ptr() as usize - read.as_ptr() as usize;
         for (slot, header) in inline.iter_mut().zip(request.headers.iter()) {
             if for_hyper(header.name.as_bytes()) {
@@ -264,12 +313,12 @@ pub fn parse_head(read: &mut BytesMut) -> Head {
     };
     let head = read.split_to(len).freeze();
     match request_parts(&head, target, &inline[..count]) {
-        Some((uri, headers, close)) => {
+        Some((uri, headers, asked)) => {
             let mut request = Request::new(Body::Empty);
             *request.method_mut() = method;
             *request.uri_mut() = uri;
             *request.headers_mut() = headers;
-            Head::Ready(request, close)
+            Head::Ready(request, asked)
         }
         None => {
             // Rare (hyper answers these with 400): the head goes back in front of the rest.
@@ -296,29 +345,48 @@ fn for_hyper(name: &[u8]) -> bool {
 }
 
 /// The uri and headers of a request head whose target and headers lie at `target` and `spans`
-/// in `head`, and whether it asked to close the connection; `None` if any is not valid.
+/// in `head`, and what it asked of the connection; `None` if any is not valid.
 fn request_parts(
     head: &Bytes,
     target: std::ops::Range<usize>,
     spans: &[Span],
-) -> Option<(Uri, HeaderMap, bool)> {
+) -> Option<(Uri, HeaderMap, Asked)> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
     let mut headers = HeaderMap::with_capacity(spans.len());
-    let mut close = false;
+    let mut asked = Asked::default();
     for span in spans {
         let name = header_name(span.name(head))?;
         let value = HeaderValue::from_maybe_shared(span.value(head)).ok()?;
         if name == header::CONNECTION {
-            close |= is_close(&value);
+            asked.close |= is_close(&value);
+        } else if name == header::TE {
+            asked.trailers |= lists(&value, "trailers");
         }
         headers.append(name, value);
     }
-    Some((uri, headers, close))
+    Some((uri, headers, asked))
 }
 
 /// Whether a `Connection` value says `close`.
 fn is_close(value: &HeaderValue) -> bool {
-    list_elements(value.as_bytes()).any(|token| token.eq_ignore_ascii_case(b"close"))
+    lists(value, "close")
+}
+
+/// Whether a comma-separated value lists `token` (as hyper reads `Connection` and `TE`: a
+/// value that is not visible ASCII lists nothing).
+fn lists(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// Whether a `Transfer-Encoding` value ends in `chunked` (as hyper reads it).
+fn ends_chunked(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.rsplit(',')
+            .next()
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+    })
 }
 
 /// What a response body says of its length before it is read.
@@ -367,13 +435,6 @@ fn encode_head(
     out: &mut Vec<u8>,
 ) -> Result<Encoded, BadHead> {
     let mut last = !keep_alive;
-    if head.status.is_informational() {
-        // A 1xx cannot be the response (hyper answers 500 and closes).
-        *head = Response::new(()).into_parts().0;
-        head.status = StatusCode::INTERNAL_SERVER_ERROR;
-        length = Length::Ended;
-        last = true;
-    }
     if last
         && !head
             .headers
@@ -383,6 +444,16 @@ fn encode_head(
     {
         head.headers
             .append(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        // Written as it is; the connection then closes (weir serves no upgrade here).
+        last = true;
+    } else if head.status.is_informational() {
+        // Another 1xx cannot be the response: hyper answers a bare 500 and closes.
+        *head = Response::new(()).into_parts().0;
+        head.status = StatusCode::INTERNAL_SERVER_ERROR;
+        length = Length::Ended;
+        last = true;
     }
     let http10 = head.version == Version::HTTP_10;
     let reason = head.extensions.get::<hyper::ext::ReasonPhrase>();
@@ -463,9 +534,7 @@ fn encode_head(
                     continue;
                 }
                 wrote_length = true;
-                add_chunked = !list_elements(value.as_bytes())
-                    .last()
-                    .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+                add_chunked = !ends_chunked(value);
                 if open {
                     continue_line(out, value);
                 } else {
@@ -586,21 +655,16 @@ fn can_have_length(status: StatusCode) -> bool {
         && status != StatusCode::NOT_MODIFIED
 }
 
-/// A `Content-Length` value (digits, or a list of equal ones).
+/// A `Content-Length` value a response head gives for a body of unknown length: digits only
+/// (as hyper's server reads it; stricter than what weir accepts from upstreams).
 fn content_length(value: &HeaderValue) -> Option<u64> {
-    let mut length = None;
-    for part in value.as_bytes().split(|&b| b == b',') {
-        let part = std::str::from_utf8(part.trim_ascii()).ok()?;
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let n: u64 = part.parse().ok()?;
-        if length.is_some_and(|l| l != n) {
-            return None;
-        }
-        length = Some(n);
+    let digits = value.as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    length
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// What writing a body waits for next.
@@ -613,111 +677,186 @@ enum Step {
     Gone,
 }
 
-/// Writes the head in `out` and then the body framed by `encoder`. Whether the response was
-/// written whole (the connection may serve another).
-async fn write_body(
-    stream: &mut TcpStream,
-    read: &mut BytesMut,
-    out: &mut Vec<u8>,
-    encoder: Encoder,
-    body: TimedBody,
-) -> bool {
-    if encoder == Encoder::Length(0) {
-        // Nothing of the body is sent, or read (hyper drops it unread as well).
-        drop(body);
-        return send(stream, out, &[]).await.is_ok();
-    }
-    let mut left = match encoder {
-        Encoder::Length(n) => n,
-        _ => 0,
-    };
-    let mut body = pin!(body);
-    loop {
-        let step = poll_fn(|cx| {
-            if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
-                return Poll::Ready(Step::Frame(frame));
-            }
-            if !out.is_empty() {
-                return Poll::Ready(Step::Flush);
-            }
-            if poll_client_gone(cx, stream, read) {
-                return Poll::Ready(Step::Gone);
-            }
-            Poll::Pending
-        })
-        .await;
-        let frame = match step {
-            Step::Flush => {
-                if send(stream, out, &[]).await.is_err() {
+/// A response being written on a connection.
+struct Writing<'a> {
+    stream: &'a mut TcpStream,
+    /// Bytes of the next request read meanwhile.
+    read: &'a mut BytesMut,
+    /// The head and what is buffered of the body.
+    out: &'a mut Vec<u8>,
+    head_timer: &'a mut HeadTimer,
+    wait: Option<&'a HeadWait>,
+}
+
+impl Writing<'_> {
+    /// Writes the head in `out`, then `body` framed by `encoder`. Whether the response was
+    /// written whole (the connection may serve another).
+    async fn body(mut self, encoder: Encoder, body: TimedBody) -> bool {
+        if encoder == Encoder::Length(0) {
+            // Nothing of the body is sent, or read (hyper drops it unread as well).
+            drop(body);
+            return self.send(&[]).await;
+        }
+        let mut left = match encoder {
+            Encoder::Length(n) => n,
+            _ => 0,
+        };
+        // Dropped (and with it the request's mark on the connection) once its end is taken,
+        // before the last bytes are written: from then on, as with hyper, the read timeout
+        // counts for a client that does not read them.
+        let mut body = pin!(Some(body));
+        loop {
+            let step = poll_fn(|cx| {
+                let Some(frame) = body.as_mut().as_pin_mut().map(|b| b.poll_frame(cx)) else {
+                    return Poll::Ready(Step::Frame(None));
+                };
+                if let Poll::Ready(frame) = frame {
+                    return Poll::Ready(Step::Frame(frame));
+                }
+                if !self.out.is_empty() {
+                    return Poll::Ready(Step::Flush);
+                }
+                if poll_client_gone(cx, self.stream, self.read) {
+                    return Poll::Ready(Step::Gone);
+                }
+                Poll::Pending
+            })
+            .await;
+            let frame = match step {
+                Step::Flush => {
+                    if !self.send(&[]).await {
+                        return false;
+                    }
+                    continue;
+                }
+                Step::Gone => return false,
+                Step::Frame(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "response body failed; connection closed");
                     return false;
                 }
-                continue;
+                Step::Frame(None) => {
+                    body.set(None);
+                    return self.end(&encoder, left).await;
+                }
+                Step::Frame(Some(Ok(frame))) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    // Trailers end the body, written or not (as hyper).
+                    body.set(None);
+                    if let (Encoder::Chunked(Some(allowed)), Ok(fields)) =
+                        (&encoder, frame.into_trailers())
+                    {
+                        if write_trailers(self.out, allowed, &fields) {
+                            return self.send(&[]).await;
+                        }
+                    }
+                    return self.end(&encoder, left).await;
+                }
+            };
+            let data = match &encoder {
+                Encoder::Length(_) => {
+                    let take = left.min(data.len() as u64) as usize;
+                    left -= take as u64;
+                    data.slice(..take)
+                }
+                Encoder::Chunked(_) if data.is_empty() => continue,
+                Encoder::Chunked(_) => {
+                    let _ = write!(self.out, "{:X}\r\n", data.len());
+                    data
+                }
+                Encoder::Close => data,
+            };
+            if matches!(encoder, Encoder::Length(_)) && left == 0 {
+                // All that was announced: the rest, if any, is not sent.
+                body.set(None);
             }
-            Step::Gone => return false,
-            Step::Frame(Some(Err(e))) => {
-                tracing::debug!(error = %e, "response body failed; connection closed");
+            let sent = if data.len() < COPY_UNDER {
+                self.out.extend_from_slice(&data);
+                true
+            } else {
+                self.send(&data).await
+            };
+            if matches!(encoder, Encoder::Chunked(_)) {
+                self.out.extend_from_slice(b"\r\n");
+            }
+            if !sent {
                 return false;
             }
-            Step::Frame(None) => {
-                return match &encoder {
-                    // Cut short: the client must not take it as whole.
-                    Encoder::Length(_) if left > 0 => false,
-                    Encoder::Chunked(_) => {
-                        out.extend_from_slice(b"0\r\n\r\n");
-                        send(stream, out, &[]).await.is_ok()
-                    }
-                    _ => send(stream, out, &[]).await.is_ok(),
-                };
+            if body.is_none() {
+                return self.send(&[]).await;
             }
-            Step::Frame(Some(Ok(frame))) => frame,
-        };
-        let data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => {
-                if let (Encoder::Chunked(Some(allowed)), Ok(fields)) =
-                    (&encoder, frame.into_trailers())
-                {
-                    if write_trailers(out, allowed, &fields) {
-                        // The trailers end the body.
-                        return send(stream, out, &[]).await.is_ok();
-                    }
-                }
-                continue;
+            if self.out.len() >= COPY_UNDER && !self.send(&[]).await {
+                return false;
             }
-        };
-        let data = match &encoder {
-            Encoder::Length(_) => {
-                let take = left.min(data.len() as u64) as usize;
-                left -= take as u64;
-                data.slice(..take)
-            }
-            Encoder::Chunked(_) if data.is_empty() => continue,
-            Encoder::Chunked(_) => {
-                let _ = write!(out, "{:X}\r\n", data.len());
-                data
-            }
-            Encoder::Close => data,
-        };
-        let sent = if data.len() < COPY_UNDER {
-            out.extend_from_slice(&data);
-            Ok(())
-        } else {
-            send(stream, out, &data).await
-        };
-        if matches!(encoder, Encoder::Chunked(_)) {
-            out.extend_from_slice(b"\r\n");
-        }
-        if sent.is_err() {
-            return false;
-        }
-        if matches!(encoder, Encoder::Length(_)) && left == 0 {
-            // All that was announced: the rest, if any, is not sent.
-            return send(stream, out, &[]).await.is_ok();
-        }
-        if out.len() >= COPY_UNDER && send(stream, out, &[]).await.is_err() {
-            return false;
         }
     }
+
+    /// Ends a body whose last frame has been taken: whether it was whole. A body cut short of
+    /// its length is sent as far as it goes, and the connection then closes.
+    async fn end(&mut self, encoder: &Encoder, left: u64) -> bool {
+        match encoder {
+            Encoder::Length(_) if left > 0 => {
+                let _ = self.send(&[]).await;
+                false
+            }
+            Encoder::Chunked(_) => {
+                self.out.extend_from_slice(b"0\r\n\r\n");
+                self.send(&[]).await
+            }
+            _ => self.send(&[]).await,
+        }
+    }
+
+    /// Writes `out`, then `data`, whole, and empties `out`: whether it was written. A client
+    /// that stops reading is closed by the read timeout once the request is done with (as
+    /// hyper's connection is).
+    async fn send(&mut self, data: &[u8]) -> bool {
+        let Writing {
+            stream,
+            out,
+            head_timer,
+            wait,
+            ..
+        } = self;
+        let mut written = pin!(write_all(stream, out, data));
+        poll_fn(|cx| {
+            if let Some(wait) = wait {
+                if head_timer.poll_timed_out(cx, wait, false) {
+                    tracing::debug!("a response not read within server.read-timeout after its end");
+                    return Poll::Ready(false);
+                }
+            }
+            written.as_mut().poll(cx).map(|result| result.is_ok())
+        })
+        .await
+    }
+}
+
+/// Writes `out`, then `data`, whole; `out` is left empty.
+async fn write_all(stream: &mut TcpStream, out: &mut Vec<u8>, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        let written = stream.write_all(out).await;
+        out.clear();
+        return written;
+    }
+    let (mut from_out, mut from_data) = (0, 0);
+    while from_out < out.len() || from_data < data.len() {
+        let slices = [
+            IoSlice::new(&out[from_out..]),
+            IoSlice::new(&data[from_data..]),
+        ];
+        let n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let of_out = n.min(out.len() - from_out);
+        from_out += of_out;
+        from_data += n - of_out;
+    }
+    out.clear();
+    Ok(())
 }
 
 /// Writes the end of a chunked body with the trailer fields `allowed` lets through (as hyper:
@@ -761,31 +900,6 @@ fn valid_trailer(name: &HeaderName) -> bool {
             | header::TRANSFER_ENCODING
             | header::TE
     )
-}
-
-/// Writes `out`, then `data`, whole; `out` is left empty.
-async fn send(stream: &mut TcpStream, out: &mut Vec<u8>, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
-        let written = stream.write_all(out).await;
-        out.clear();
-        return written;
-    }
-    let (mut from_out, mut from_data) = (0, 0);
-    while from_out < out.len() || from_data < data.len() {
-        let slices = [
-            IoSlice::new(&out[from_out..]),
-            IoSlice::new(&data[from_data..]),
-        ];
-        let n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let of_out = n.min(out.len() - from_out);
-        from_out += of_out;
-        from_data += n - of_out;
-    }
-    out.clear();
-    Ok(())
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Replayed<T> {
         let n = this.read.len().min(buf.remaining());
         buf.put_slice(&this.read[..n]);
         this.read.advance(n);
+        if this.read.is_empty() {
+            // Not kept for the rest of a long-lived connection.
+            this.read = BytesMut::new();
+        }
         Poll::Ready(Ok(()))
     }
 }

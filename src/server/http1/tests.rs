@@ -9,10 +9,10 @@ fn a_bodiless_request_is_served_here() {
     let mut read = BytesMut::from(
         &b"GET /a/b?c=d HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\nConnection: keep-alive\r\n\r\nGET /next"[..],
     );
-    let Head::Ready(request, close) = parse_head(&mut read) else {
+    let Head::Ready(request, asked) = parse_head(&mut read) else {
         panic!("not served here");
     };
-    assert!(!close);
+    assert_eq!(asked, Asked::default());
     assert_eq!(request.method(), Method::GET);
     assert_eq!(request.uri(), "/a/b?c=d");
     assert_eq!(request.version(), Version::HTTP_11);
@@ -32,8 +32,29 @@ fn connection_close_is_seen_in_any_line_and_case() {
         "GET / HTTP/1.1\r\nConnection: Close\r\n\r\n",
         "GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: foo, close\r\n\r\n",
     ] {
-        assert!(matches!(parsed(head), Head::Ready(_, true)), "{head}");
+        assert!(
+            matches!(parsed(head), Head::Ready(_, Asked { close: true, .. })),
+            "{head}"
+        );
     }
+    // As hyper reads it: a value that is not visible ASCII says nothing.
+    let head = "GET / HTTP/1.1\r\nConnection: close, \u{e9}\r\nTE: trailers\r\n\r\n";
+    let asked = Asked {
+        close: false,
+        trailers: true,
+    };
+    assert!(
+        matches!(parsed(head), Head::Ready(_, a) if a == asked),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_head_is_parsed_again_only_when_it_may_have_ended() {
+    assert!(may_end_head(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
+    assert!(!may_end_head(b"GET / HTTP/1.1\r\nHost: x\r\nA", 27));
+    assert!(may_end_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27));
+    assert!(may_end_head(b"GET / HTTP/1.1\nHost: x\n\n", 24));
 }
 
 #[test]
@@ -47,6 +68,7 @@ fn everything_else_goes_to_hyper() {
         "GET http://x/ HTTP/1.1\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\n\r\n",
         "CONNECT x:443 HTTP/1.1\r\n\r\n",
+        "CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n",
         "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
         "G@T / HTTP/1.1\r\n\r\n",
@@ -235,7 +257,7 @@ fn refuses_framing_that_disagrees() {
 }
 
 #[test]
-fn a_1xx_becomes_a_500() {
+fn a_1xx_becomes_a_bare_500_and_a_101_is_written_as_it_is() {
     let (head, e) = encode(
         103,
         &[("link", "</x>")],
@@ -243,13 +265,44 @@ fn a_1xx_becomes_a_500() {
         Length::Known(4),
         true,
     );
+    let date = head
+        .strip_prefix("HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\ndate: ")
+        .unwrap_or_else(|| panic!("{head}"));
+    assert!(date.ends_with(" GMT\r\n\r\n"), "{head}");
+    assert!(e.last);
+    let (head, e) = encode(
+        101,
+        &[DATE, ("upgrade", "x")],
+        Method::GET,
+        Length::Ended,
+        true,
+    );
+    assert_eq!(head, "HTTP/1.1 101 Switching Protocols\r\ndate: Sun, 22 Nov 2026 14:00:00 GMT\r\nupgrade: x\r\n\r\n");
+    assert_eq!((e.encoder, e.last), (Encoder::Length(0), true));
+}
+
+#[test]
+fn framing_values_read_as_hyper_reads_them() {
+    // `chunked,` does not end in `chunked`: hyper adds it.
+    let (head, _) = encode(
+        200,
+        &[DATE, ("transfer-encoding", "chunked,")],
+        Method::GET,
+        Length::Unknown,
+        true,
+    );
     assert!(
-        head.starts_with(
-            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n"
-        ),
+        head.contains("\r\ntransfer-encoding: chunked,, chunked\r\n"),
         "{head}"
     );
-    assert!(e.last);
+    for bad in ["5, 5", " 5", "", "99999999999999999999"] {
+        assert_eq!(
+            content_length(&HeaderValue::from_str(bad).unwrap()),
+            None,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(content_length(&HeaderValue::from_static("007")), Some(7));
 }
 
 #[test]
