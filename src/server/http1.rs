@@ -15,7 +15,7 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write as _};
 use std::mem::MaybeUninit;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -116,10 +116,15 @@ where
                     read,
                     served,
                 };
+            } else {
+                // No new empty line: still incomplete, and not to be looked at again.
+                parsed = read.len();
             }
             let waited = poll_fn(|cx| {
-                // At shutdown an idle connection closes; a head begun is read to its end.
-                if read.is_empty() && stop.poll_stopping(cx) {
+                // At shutdown an idle connection closes, and so does one part-way through the
+                // head of a request after the first; a first head begun is read to its end
+                // (as hyper does).
+                if (read.is_empty() || served) && stop.poll_stopping(cx) {
                     return Poll::Ready(false);
                 }
                 if let Some(wait) = &serving.wait {
@@ -695,7 +700,7 @@ impl Writing<'_> {
         if encoder == Encoder::Length(0) {
             // Nothing of the body is sent, or read (hyper drops it unread as well).
             drop(body);
-            return self.send(&[]).await;
+            return self.send(&[], None).await;
         }
         let mut left = match encoder {
             Encoder::Length(n) => n,
@@ -724,7 +729,7 @@ impl Writing<'_> {
             .await;
             let frame = match step {
                 Step::Flush => {
-                    if !self.send(&[]).await {
+                    if !self.send(&[], body.as_mut().as_pin_mut()).await {
                         return false;
                     }
                     continue;
@@ -736,7 +741,12 @@ impl Writing<'_> {
                 }
                 Step::Frame(None) => {
                     body.set(None);
-                    return self.end(&encoder, left).await;
+                    if left > 0 {
+                        // Shorter than its length, found at a later poll: as hyper, nothing
+                        // more is sent, and the connection closes.
+                        return false;
+                    }
+                    return self.end(&encoder).await;
                 }
                 Step::Frame(Some(Ok(frame))) => frame,
             };
@@ -749,10 +759,13 @@ impl Writing<'_> {
                         (&encoder, frame.into_trailers())
                     {
                         if write_trailers(self.out, allowed, &fields) {
-                            return self.send(&[]).await;
+                            return self.send(&[], None).await;
                         }
                     }
-                    return self.end(&encoder, left).await;
+                    if left > 0 {
+                        return false;
+                    }
+                    return self.end(&encoder).await;
                 }
             };
             let data = match &encoder {
@@ -768,15 +781,18 @@ impl Writing<'_> {
                 }
                 Encoder::Close => data,
             };
-            if matches!(encoder, Encoder::Length(_)) && left == 0 {
-                // All that was announced: the rest, if any, is not sent.
+            // The last frame (all that was announced, or the body says it has ended): the
+            // body goes now, before its bytes are written.
+            let last = (matches!(encoder, Encoder::Length(_)) && left == 0)
+                || body.as_ref().as_pin_ref().is_none_or(|b| b.is_end_stream());
+            if last {
                 body.set(None);
             }
             let sent = if data.len() < COPY_UNDER {
                 self.out.extend_from_slice(&data);
                 true
             } else {
-                self.send(&data).await
+                self.send(&data, body.as_mut().as_pin_mut()).await
             };
             if matches!(encoder, Encoder::Chunked(_)) {
                 self.out.extend_from_slice(b"\r\n");
@@ -784,35 +800,36 @@ impl Writing<'_> {
             if !sent {
                 return false;
             }
-            if body.is_none() {
-                return self.send(&[]).await;
+            if last {
+                if left > 0 {
+                    // Shorter than its length: sent as far as it goes, then the close (as
+                    // hyper does when the body says so with its last frame).
+                    let _ = self.send(&[], None).await;
+                    return false;
+                }
+                return self.end(&encoder).await;
             }
-            if self.out.len() >= COPY_UNDER && !self.send(&[]).await {
+            if self.out.len() >= COPY_UNDER && !self.send(&[], body.as_mut().as_pin_mut()).await {
                 return false;
             }
         }
     }
 
-    /// Ends a body whose last frame has been taken: whether it was whole. A body cut short of
-    /// its length is sent as far as it goes, and the connection then closes.
-    async fn end(&mut self, encoder: &Encoder, left: u64) -> bool {
-        match encoder {
-            Encoder::Length(_) if left > 0 => {
-                let _ = self.send(&[]).await;
-                false
-            }
-            Encoder::Chunked(_) => {
-                self.out.extend_from_slice(b"0\r\n\r\n");
-                self.send(&[]).await
-            }
-            _ => self.send(&[]).await,
+    /// Ends a body whose last frame has been taken, whole: the last chunk of a chunked one,
+    /// and what is buffered written out.
+    async fn end(&mut self, encoder: &Encoder) -> bool {
+        if matches!(encoder, Encoder::Chunked(_)) {
+            self.out.extend_from_slice(b"0\r\n\r\n");
         }
+        self.send(&[], None).await
     }
 
-    /// Writes `out`, then `data`, whole, and empties `out`: whether it was written. A client
-    /// that stops reading is closed by the read timeout once the request is done with (as
+    /// Writes `out`, then `data`, whole, and empties `out`: whether it was written. While the
+    /// body is still being written (`body`), its write deadline cuts it off here too (hyper
+    /// keeps polling a body, and so its deadline, while it buffers up to ~400 KiB); once the
+    /// body is done with, a client that stops reading is closed by the read timeout (as
     /// hyper's connection is).
-    async fn send(&mut self, data: &[u8]) -> bool {
+    async fn send(&mut self, data: &[u8], mut body: Option<Pin<&mut TimedBody>>) -> bool {
         let Writing {
             stream,
             out,
@@ -822,13 +839,22 @@ impl Writing<'_> {
         } = self;
         let mut written = pin!(write_all(stream, out, data));
         poll_fn(|cx| {
+            if let Poll::Ready(result) = written.as_mut().poll(cx) {
+                return Poll::Ready(result.is_ok());
+            }
+            if let Some(body) = &mut body {
+                if body.as_mut().poll_deadline(cx) {
+                    tracing::debug!("the response was not written within server.write-timeout");
+                    return Poll::Ready(false);
+                }
+            }
             if let Some(wait) = wait {
                 if head_timer.poll_timed_out(cx, wait, false) {
                     tracing::debug!("a response not read within server.read-timeout after its end");
                     return Poll::Ready(false);
                 }
             }
-            written.as_mut().poll(cx).map(|result| result.is_ok())
+            Poll::Pending
         })
         .await
     }

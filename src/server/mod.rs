@@ -372,13 +372,23 @@ pub(crate) struct TimedBody {
 impl TimedBody {
     /// A body held in memory is written at once and needs no deadline (weir's own 504 for a
     /// late head among them); a streamed one gets it.
-    fn new(body: Body, deadline: Option<Instant>, busy: Option<Busy>) -> Self {
+    pub(crate) fn new(body: Body, deadline: Option<Instant>, busy: Option<Busy>) -> Self {
         let streamed = matches!(body, Body::Incoming(_) | Body::Upstream(_) | Body::Boxed(_));
         Self {
             deadline: deadline.filter(|_| streamed).map(tokio::time::sleep_until),
             body,
             _busy: busy,
         }
+    }
+}
+
+impl TimedBody {
+    /// Whether the body's write deadline has passed; if not, `cx` is woken when it does.
+    pub(crate) fn poll_deadline(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        self.project()
+            .deadline
+            .as_pin_mut()
+            .is_some_and(|deadline| deadline.poll(cx).is_ready())
     }
 }
 

@@ -325,3 +325,95 @@ fn trailers_only_as_declared() {
     ));
     assert!(out.is_empty());
 }
+
+/// What a client reads when `encoder` writes `frames` (data, or trailers when the text starts
+/// with `trailer:`) after a head of `HEAD`, and whether the response was written whole.
+async fn written(encoder: Encoder, frames: &[&'static str]) -> (String, bool) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    let (mut client, mut server) = (client.unwrap(), accepted.unwrap().0);
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = frames
+        .iter()
+        .map(|f| match f.strip_prefix("trailer:") {
+            Some(field) => {
+                let (name, value) = field.split_once('=').unwrap();
+                let mut fields = HeaderMap::new();
+                fields.insert(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+                Ok(Frame::trailers(fields))
+            }
+            None => Ok(Frame::data(Bytes::from_static(f.as_bytes()))),
+        })
+        .collect();
+    let body = Body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )));
+    let (mut read, mut out) = (BytesMut::new(), b"HEAD\r\n".to_vec());
+    let mut head_timer = HeadTimer::new(None);
+    let writing = Writing {
+        stream: &mut server,
+        read: &mut read,
+        out: &mut out,
+        head_timer: &mut head_timer,
+        wait: None,
+    };
+    let whole = writing
+        .body(encoder, TimedBody::new(body, None, None))
+        .await;
+    drop(server);
+    let mut got = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut client, &mut got)
+        .await
+        .unwrap();
+    (got, whole)
+}
+
+#[tokio::test]
+async fn bodies_are_framed_as_hyper_frames_them() {
+    let chunked = Encoder::Chunked(None);
+    assert_eq!(
+        written(chunked.clone(), &["ab", "", "cde"]).await,
+        ("HEAD\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n".into(), true)
+    );
+    // Declared trailers are written, and end the body; undeclared ones are not.
+    let declared = Encoder::Chunked(Some(vec![HeaderName::from_static("x-sum")]));
+    assert_eq!(
+        written(declared, &["ab", "trailer:x-sum=1", "never"]).await,
+        ("HEAD\r\n2\r\nab\r\n0\r\nx-sum: 1\r\n\r\n".into(), true)
+    );
+    assert_eq!(
+        written(chunked, &["ab", "trailer:x-sum=1", "never"]).await,
+        ("HEAD\r\n2\r\nab\r\n0\r\n\r\n".into(), true)
+    );
+    // Not beyond the length announced.
+    assert_eq!(
+        written(Encoder::Length(5), &["hel", "lo world"]).await,
+        ("HEAD\r\nhello".into(), true)
+    );
+    // Short of it: nothing more, and the response is not whole.
+    assert!(!written(Encoder::Length(10), &["abc"]).await.1);
+    assert_eq!(
+        written(Encoder::Close, &["a", "b"]).await,
+        ("HEAD\r\nab".into(), true)
+    );
+}
+
+#[tokio::test]
+async fn a_large_frame_goes_out_whole_between_its_chunk_lines() {
+    let big: &'static str = Box::leak("x".repeat(3 * COPY_UNDER).into_boxed_str());
+    let (got, whole) = written(Encoder::Chunked(None), &["ab", big, "cd"]).await;
+    assert!(whole);
+    let expected = format!(
+        "HEAD\r\n2\r\nab\r\n{:X}\r\n{big}\r\n2\r\ncd\r\n0\r\n\r\n",
+        big.len()
+    );
+    assert!(
+        got == expected,
+        "{} bytes, not the {} expected",
+        got.len(),
+        expected.len()
+    );
+}
