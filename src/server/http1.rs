@@ -133,7 +133,7 @@ where
                         return Poll::Ready(false);
                     }
                 }
-                poll_read(cx, &stream, &mut read).map(|result| matches!(result, Ok(n) if n > 0))
+                poll_read(cx, &mut stream, &mut read).map(|result| matches!(result, Ok(n) if n > 0))
             })
             .await;
             if !waited {
@@ -149,7 +149,7 @@ where
             deadline,
             ..serving.conn
         };
-        let Some(response) = answer(&stream, &mut read, (serving.handler)(request, conn)).await
+        let Some(response) = answer(&mut stream, &mut read, (serving.handler)(request, conn)).await
         else {
             return Ended::Closed;
         };
@@ -201,30 +201,25 @@ fn may_end_head(read: &[u8], parsed: usize) -> bool {
     memchr::memmem::find(new, b"\n\r\n").is_some() || memchr::memmem::find(new, b"\n\n").is_some()
 }
 
-/// Reads what the socket has into `read`: `Ok(0)` at its end.
+/// Reads what the socket has into `read`: `Ok(0)` at its end. Through tokio's `AsyncRead`,
+/// which takes a read that did not fill the buffer to mean the socket is drained: the next
+/// poll waits for readiness instead of trying a read that would block (a system call per
+/// request saved, against `try_read_buf`).
 fn poll_read(
     cx: &mut Context<'_>,
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     read: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        if let Err(e) = std::task::ready!(stream.poll_read_ready(cx)) {
-            return Poll::Ready(Err(e));
-        }
-        if read.capacity() - read.len() < READ_ROOM {
-            read.reserve(FIRST_READ);
-        }
-        match stream.try_read_buf(read) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
+    if read.capacity() - read.len() < READ_ROOM {
+        read.reserve(FIRST_READ);
     }
+    pin!(tokio::io::AsyncReadExt::read_buf(stream, read)).poll(cx)
 }
 
 /// While a response is awaited or its body written, looks (as hyper does) whether the client
 /// has gone: `true` when it has. Bytes it sends meanwhile (a pipelined request) are kept; once
 /// some are, nothing more is read until they are served.
-fn poll_client_gone(cx: &mut Context<'_>, stream: &TcpStream, read: &mut BytesMut) -> bool {
+fn poll_client_gone(cx: &mut Context<'_>, stream: &mut TcpStream, read: &mut BytesMut) -> bool {
     if !read.is_empty() {
         return false;
     }
@@ -234,7 +229,7 @@ fn poll_client_gone(cx: &mut Context<'_>, stream: &TcpStream, read: &mut BytesMu
 /// The handler's answer, or `None` if the client went away first (the answer is then dropped,
 /// which cancels whatever it was waiting for).
 async fn answer<F: Future<Output = Response<Body>>>(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     read: &mut BytesMut,
     response: F,
 ) -> Option<Response<Body>> {
