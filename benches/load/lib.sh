@@ -16,6 +16,12 @@
 #                         starts the origin: nginx ($NGINX, one worker, access log off)
 #                         answering "hello\n" on 127.0.0.1:PORT, with any extra location
 #                         blocks given, under $PIN when it is set; its pid goes to pids
+#   start_nginx_proxy PORT ORIGIN_PORT
+#                         starts nginx as the reverse proxy weir is measured against (one
+#                         worker, upstream keepalive, keepalive_requests high, no access log,
+#                         no response buffering) on 127.0.0.1:PORT in front of the origin,
+#                         under $PIN when it is set; its master's pid goes to pids, and
+#                         $work/proxy/nginx.pid names it
 #
 # Sourcing it also makes a scratch directory, $work, and an array, pids, of processes to
 # kill on exit; both are cleaned up when the script ends.
@@ -101,3 +107,35 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+start_nginx_proxy() {
+  local port=$1 origin_port=$2
+  mkdir -p "$work/proxy"
+  cat > "$work/proxy/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/proxy/nginx.pid;
+error_log $work/proxy/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  upstream origin {
+    server 127.0.0.1:$origin_port;
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+  ${PIN:-} "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
+  pids+=($!)
+}

@@ -36,29 +36,10 @@ CONF
 RUST_LOG=warn $PIN target/release/weir --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
-mkdir -p "$work/proxy"
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/proxy/nginx.pid;
-error_log $work/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    keepalive_requests 10000000;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-$PIN "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
-pids+=($!)
+start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 wait_for "$NGINX_PORT"
-nginx_worker() { pgrep -f "nginx: worker process" -P "$(cat "$work/proxy/nginx.pid")"; }
+nginx_worker() { pgrep -P "$(cat "$work/proxy/nginx.pid")" | head -1; }
 
 # One round against PORT, with perf on PID for DURATION seconds in the middle of it.
 count() {

@@ -42,37 +42,12 @@ cargo build --release --quiet --bin weir
 WEIR=$PWD/target/release/weir
 PIN="taskset -c $CPU"
 
-mkdir -p "$work/origin" "$work/proxy" "$work/www"
+mkdir -p "$work/origin" "$work/www"
 # nginx's workers run as nobody: let them read the served file.
 chmod 755 "$work" "$work/www"
 # The large body: 1 GiB, sparse on disk, served by the origin.
 truncate -s 1G "$work/www/big"
 
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/proxy/nginx.pid;
-error_log $work/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_PORT;
-    keepalive 128;
-    keepalive_requests 10000000;
-  }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
 cat > "$work/routes.yaml" <<CONF
 server:
   listen: 127.0.0.1:$WEIR_PORT
@@ -87,8 +62,7 @@ gateway:
 CONF
 
 start_origin "$ORIGIN_PORT" "location = /big { root $work/www; }"
-$PIN "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
-pids+=($!)
+start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
 RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)

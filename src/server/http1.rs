@@ -7,10 +7,10 @@
 //! and every request-smuggling defence in `guard.rs` and `raw_framing.rs`), `Upgrade`,
 //! `Expect`, HTTP/1.0, `CONNECT`, a request target not in origin form, a head not whole within
 //! [`MAX_HEAD`] bytes or with over [`MAX_HEADERS`] headers, anything that does not parse (hyper
-//! answers it, as before), and HTTP/2's preface. What it writes follows hyper's server: the same status line, headers
-//! written as the map holds them, `Content-Length` or chunked framing chosen the same way,
-//! `Date` added when missing, `Connection: close` added when the connection closes after the
-//! response.
+//! answers it, as before), and HTTP/2's preface. What it writes follows hyper's server: the
+//! same status line, headers written as the map holds them, `Content-Length` or chunked
+//! framing chosen the same way, `Date` added when missing, `Connection: close` added when the
+//! connection closes after the response, trailers only to a client that sent `TE: trailers`.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write as _};
