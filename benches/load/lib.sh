@@ -16,6 +16,8 @@
 #                         starts the origin: nginx ($NGINX, one worker, access log off)
 #                         answering "hello\n" on 127.0.0.1:PORT, with any extra location
 #                         blocks given, under $PIN when it is set; its pid goes to pids
+#   start_nginx NAME BODY  starts nginx (one worker, access log off, under $PIN when set) in
+#                         $work/NAME with BODY inside its http block; its pid goes to pids
 #   start_nginx_proxy PORT ORIGIN_PORT
 #                         starts nginx as the reverse proxy weir is measured against (one
 #                         worker, upstream keepalive, keepalive_requests high, no access log,
@@ -75,28 +77,51 @@ wrk_round() {
     'BEGIN { printf "%s %s %s %.2f %s %.2f %.2f\n", rps, p50, p99, (u + s) / hz * 1e6 / n, e, s / hz * 1e6 / n, c / n }'
 }
 
-start_origin() {
-  local port=$1
-  shift
-  mkdir -p "$work/origin"
-  cat > "$work/origin/nginx.conf" <<CONF
+# nginx with one worker and no access log, in $work/NAME, serving the http block's BODY.
+start_nginx() {
+  local name=$1 body=$2
+  mkdir -p "$work/$name"
+  cat > "$work/$name/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $work/origin/nginx.pid;
-error_log $work/origin/error.log warn;
+pid $work/$name/nginx.pid;
+error_log $work/$name/error.log warn;
 events { worker_connections 8192; }
 http {
   access_log off;
   keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$port;
-    $*
-    location / { return 200 "hello\n"; }
-  }
+$body
 }
 CONF
-  ${PIN:-} "${NGINX:-nginx}" -c "$work/origin/nginx.conf" -p "$work/origin" &
+  ${PIN:-} "${NGINX:-nginx}" -c "$work/$name/nginx.conf" -p "$work/$name" &
   pids+=($!)
+}
+
+start_origin() {
+  local port=$1
+  shift
+  start_nginx origin "  server {
+    listen 127.0.0.1:$port;
+    $*
+    location / { return 200 \"hello\\n\"; }
+  }"
+}
+
+start_nginx_proxy() {
+  start_nginx proxy "  upstream origin {
+    server 127.0.0.1:$2;
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_buffering off;
+    }
+  }"
 }
 
 work=$(mktemp -d)
@@ -107,35 +132,3 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-start_nginx_proxy() {
-  local port=$1 origin_port=$2
-  mkdir -p "$work/proxy"
-  cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/proxy/nginx.pid;
-error_log $work/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  upstream origin {
-    server 127.0.0.1:$origin_port;
-    keepalive 128;
-    keepalive_requests 10000000;
-  }
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
-  ${PIN:-} "$NGINX" -c "$work/proxy/nginx.conf" -p "$work/proxy" &
-  pids+=($!)
-}
