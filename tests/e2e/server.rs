@@ -1,6 +1,6 @@
 //! weir's own HTTP/1 server, which answers requests without a body, and its hand-over to
-//! hyper for the rest of a connection: pipelined requests in order, a body mid-connection,
-//! and a client that goes away while its request is upstream.
+//! hyper for the rest of a connection: pipelined requests in order, a body mid-connection, a
+//! client that goes away while its request is upstream, and one that never reads its response.
 
 use std::time::Duration;
 
@@ -114,4 +114,52 @@ async fn a_client_that_goes_away_cancels_its_request_upstream() {
     })
     .await;
     b.release();
+}
+
+#[tokio::test]
+async fn write_timeout_frees_a_response_its_client_never_reads() {
+    // An upstream that streams a body of 1 GiB until its connection fails, and says when.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = upstream.local_addr().unwrap().to_string();
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut conn, _) = upstream.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            conn.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(1 << 14) {
+            if conn.write_all(&chunk).await.is_err() {
+                let _ = failed_tx.send(());
+                return;
+            }
+        }
+    });
+    let yaml = "
+server:
+  write-timeout: 1s
+gateway:
+  routes:
+  - id: all
+    uri: http://${U}
+";
+    let gw = gateway(yaml, None, &[("U", &addr)]).await;
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    // The client reads nothing: weir's writes back up, and so does the upstream. At the write
+    // deadline weir gives the response up, and the upstream's connection with it.
+    tokio::time::timeout(Duration::from_secs(20), failed)
+        .await
+        .expect("the upstream's connection is dropped at the write deadline")
+        .unwrap();
+    drop(client);
 }
