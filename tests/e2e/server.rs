@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend::*;
+use crate::hostile::send_raw;
 use crate::support::*;
 
 /// One route, everything to backend `b`.
@@ -33,14 +34,8 @@ async fn pipelined_requests_and_a_body_mid_connection_are_answered_in_order() {
                 POST /three HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello\
                 HEAD /four HTTP/1.1\r\nHost: gw\r\n\r\n\
                 GET /five HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n";
-    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    stream.write_all(wire.as_bytes()).await.unwrap();
-    let mut answers = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answers))
-        .await
-        .expect("the connection closes after the last request")
-        .unwrap();
-    let answers = String::from_utf8_lossy(&answers);
+    // Read until the connection closes, after the last request.
+    let answers = send_raw(gw.addr, wire.as_bytes()).await.text;
     assert_eq!(
         answers.matches("HTTP/1.1 200 OK\r\n").count(),
         5,
@@ -74,17 +69,12 @@ async fn pipelined_requests_and_a_body_mid_connection_are_answered_in_order() {
 #[tokio::test]
 async fn answers_say_their_length_and_close_when_asked() {
     let (_b, gw) = route_to_backend().await;
-    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(b"GET /a HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("closed after the answer")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = send_raw(
+        gw.addr,
+        b"GET /a HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .text;
     let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
     let lower = head.to_ascii_lowercase();
     assert!(lower.contains("\r\nconnection: close"), "{head}");
