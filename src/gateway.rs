@@ -399,6 +399,20 @@ impl GatewayBuilder {
                 read: config.server.read_timeout,
                 write: config.server.write_timeout,
             },
+            config.server.ssl.as_ref().map(|ssl| {
+                // Each handshake uses the running config's certificate: a reload renews it.
+                // A reload that drops `server.ssl` changes nothing until a restart.
+                let (shared, first) = (shared.clone(), ssl.server_config.clone());
+                Arc::new(move || {
+                    let snapshot = shared.snapshot.load();
+                    snapshot
+                        .config
+                        .server
+                        .ssl
+                        .as_ref()
+                        .map_or_else(|| first.clone(), |ssl| ssl.server_config.clone())
+                }) as server::tls::Current
+            }),
         )));
         tasks.push(tokio::spawn(server::serve(
             admin_listener,

@@ -12,11 +12,13 @@ mod yaml;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Authority;
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
 use weir_predicates::parse_duration;
 
 pub use async_queue::{AsyncSettings, NatsSettings, QueueKind, WorkerSettings};
@@ -26,6 +28,8 @@ pub use services::{
 };
 pub use yaml::Pos;
 use yaml::{Node, Value};
+
+use crate::server::tls::TlsError;
 
 /// The default config: the OpenFaaS gateway's routes, compiled into the binary.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../routes.example.yaml");
@@ -100,6 +104,32 @@ pub struct ServerSettings {
     /// How long a request may take, from its head to the end of its response
     /// (`server.write-timeout`); default none.
     pub write_timeout: Option<Duration>,
+    /// TLS on the main listener (`server.ssl`, as Spring Boot's PEM settings); none: plain
+    /// HTTP.
+    pub ssl: Option<SslSettings>,
+}
+
+/// `server.ssl`: the main listener's certificate and key, read (and checked) when the config
+/// loads, so that a file that cannot be used is a config error and a reload with a renewed
+/// certificate takes effect for the next handshake.
+#[derive(Debug, Clone)]
+pub struct SslSettings {
+    /// The PEM file of the certificate chain (`server.ssl.certificate`).
+    pub certificate: PathBuf,
+    /// The PEM file of its private key (`server.ssl.certificate-private-key`).
+    pub private_key: PathBuf,
+    /// SHA-256 of both files' contents, as read: what tells a renewed certificate apart.
+    digest: [u8; 32],
+    /// The handshake settings built from them.
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl PartialEq for SslSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.certificate == other.certificate
+            && self.private_key == other.private_key
+            && self.digest == other.digest
+    }
 }
 
 /// `admin:` settings.
@@ -424,6 +454,7 @@ impl Loader<'_> {
                 trusted_proxies: Vec::new(),
                 read_timeout: Some(Duration::from_secs(30)),
                 write_timeout: None,
+                ssl: None,
             },
             admin: AdminSettings {
                 listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
@@ -629,8 +660,102 @@ impl Loader<'_> {
                         Err(e) => self.error(value.pos, format!("`server.trusted-proxies`: {e}")),
                     }
                 }
+            } else if key_is(k, "ssl") {
+                config.server.ssl = self.ssl(value);
             } else {
-                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port`, `read-timeout`, `write-timeout` and `trusted-proxies`"));
+                self.warn(key.pos, format!("server setting `{k}` is not supported by weir and is ignored; weir reads `listen`, `port`, `read-timeout`, `write-timeout`, `trusted-proxies` and `ssl`"));
+            }
+        }
+    }
+
+    /// `server.ssl`: Spring Boot's PEM settings. Keystores and client certificates are refused
+    /// rather than ignored: a listener that silently skipped them would not be what was asked.
+    fn ssl(&mut self, node: &Node) -> Option<SslSettings> {
+        let mut enabled = true;
+        let mut certificate = None;
+        let mut key = None;
+        for (k, value) in self.entries(node, "server.ssl") {
+            let name = k.as_str().unwrap_or_default();
+            if key_is(name, "enabled") {
+                match self
+                    .text(value, "server.ssl.enabled")
+                    .as_deref()
+                    .map(str::trim)
+                {
+                    Some("true") => enabled = true,
+                    Some("false") => enabled = false,
+                    Some(_) => self.error(value.pos, "`server.ssl.enabled` must be true or false"),
+                    None => {}
+                }
+            } else if key_is(name, "certificate") {
+                certificate = self
+                    .text(value, "server.ssl.certificate")
+                    .map(|p| (p, value.pos));
+            } else if key_is(name, "certificate-private-key") {
+                key = self
+                    .text(value, "server.ssl.certificate-private-key")
+                    .map(|p| (p, value.pos));
+            } else if [
+                "key-store",
+                "key-store-type",
+                "key-store-password",
+                "key-alias",
+                "key-password",
+                "bundle",
+                "trust-store",
+            ]
+            .iter()
+            .any(|known| key_is(name, known))
+            {
+                self.error(k.pos, format!("`server.ssl.{name}`: weir reads PEM files, not keystores; convert one with `openssl pkcs12 -in keystore.p12 -nodes -out tls.pem` and write `certificate:` (the certificate chain) and `certificate-private-key:` (the key)"));
+            } else if key_is(name, "client-auth") {
+                let mode = self
+                    .text(value, "server.ssl.client-auth")
+                    .unwrap_or_default();
+                if !mode.trim().eq_ignore_ascii_case("none") {
+                    self.error(value.pos, "`server.ssl.client-auth`: weir does not verify client certificates; remove the setting (or write `none`) and authenticate clients with a filter such as BasicAuth");
+                }
+            } else {
+                self.warn(k.pos, format!("`server.ssl.{name}` is not supported by weir and is ignored; weir reads `enabled`, `certificate` and `certificate-private-key` (TLS 1.2 and 1.3 with rustls' default ciphers)"));
+            }
+        }
+        if !enabled {
+            return None;
+        }
+        let (Some((certificate, cert_pos)), Some((key, key_pos))) = (certificate, key) else {
+            self.error(node.pos, "`server.ssl` needs both `certificate:` (a PEM file of the certificate chain) and `certificate-private-key:` (a PEM file of its key)");
+            return None;
+        };
+        let read = |loader: &mut Self, path: &str, pos: Pos, what: &str| match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                loader.error(pos, format!("`server.ssl.{what}`: cannot read {path}: {e}"));
+                None
+            }
+        };
+        let cert_pem = read(self, &certificate, cert_pos, "certificate");
+        let key_pem = read(self, &key, key_pos, "certificate-private-key");
+        let (cert_pem, key_pem) = (cert_pem?, key_pem?);
+        match crate::server::tls::server_config(&cert_pem, &key_pem) {
+            Ok(server_config) => {
+                let mut hasher = Sha256::new();
+                hasher.update(&cert_pem);
+                hasher.update(&key_pem);
+                Some(SslSettings {
+                    certificate: certificate.into(),
+                    private_key: key.into(),
+                    digest: hasher.finalize().into(),
+                    server_config,
+                })
+            }
+            Err(e) => {
+                let (pos, what, path) = match e {
+                    TlsError::Certificate(_) => (cert_pos, "certificate", &certificate),
+                    TlsError::Key(_) => (key_pos, "certificate-private-key", &key),
+                    TlsError::Pair(_) => (key_pos, "certificate-private-key", &key),
+                };
+                self.error(pos, format!("`server.ssl.{what}` ({path}): {e}"));
+                None
             }
         }
     }
@@ -1143,6 +1268,29 @@ mod tests {
                 ("backoff.firstBackoff".into(), "10ms".into())
             ])
         );
+    }
+
+    #[test]
+    fn server_ssl_reads_spring_boot_pem_settings() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/certs");
+        let pair = format!(
+            "server:\n  ssl:\n    certificate: {dir}/localhost-1.crt\n    certificate-private-key: {dir}/localhost-1.key\n"
+        );
+        let c = load_str(&pair).unwrap();
+        let ssl = c.server.ssl.expect("TLS settings");
+        assert!(ssl.certificate.ends_with("localhost-1.crt"));
+        // The same files read twice are the same settings: a reload is not a renewal.
+        assert_eq!(Some(ssl), load_str(&pair).unwrap().server.ssl);
+        let off = format!("{pair}    enabled: false\n");
+        assert_eq!(load_str(&off).unwrap().server.ssl, None);
+        let e = load_str(&format!("{pair}    client-auth: need\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not verify client certificates"),
+            "{e}"
+        );
+        let e = load_str("server:\n  ssl:\n    enabled: yes\n").unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
     }
 
     #[test]

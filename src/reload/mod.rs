@@ -248,6 +248,20 @@ impl Reloader {
                 "async: the queue and its worker keep their settings until restarted".to_string(),
             );
         }
+        match (&old.config.server.ssl, &snapshot.config.server.ssl) {
+            (None, Some(_)) => restart_needed.push(
+                "server.ssl: added (the listener serves plain HTTP until restarted)".to_string(),
+            ),
+            (Some(_), None) => restart_needed.push(
+                "server.ssl: removed (the listener keeps serving TLS, with the last certificate, until restarted)"
+                    .to_string(),
+            ),
+            (Some(before), Some(now)) if before != now => tracing::info!(
+                certificate = %now.certificate.display(),
+                "TLS certificate reloaded: new handshakes use it"
+            ),
+            _ => {}
+        }
         if snapshot.config.reload.debounce != old.config.reload.debounce {
             restart_needed.push(format!(
                 "reload.debounce: {:?} -> {:?} (the watch keeps its debounce until restarted)",

@@ -22,8 +22,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body as _, Frame};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use weir_filters::{Body, BoxError};
 
@@ -47,7 +46,7 @@ const COPY_UNDER: usize = 16 * 1024;
 const MAX_URI_LEN: usize = 65534;
 
 /// How a connection left weir's server.
-pub(crate) enum Ended {
+pub(crate) enum Ended<S> {
     /// It is closed (or the client went away).
     Closed,
     /// hyper serves the rest of it: `read` holds the bytes read and not yet served, from the
@@ -55,7 +54,7 @@ pub(crate) enum Ended {
     /// connection may still turn out to be HTTP/2).
     HandOver {
         /// The connection.
-        stream: TcpStream,
+        stream: S,
         /// What was read of it and not yet served.
         read: BytesMut,
         /// Whether a request was answered here first.
@@ -76,13 +75,14 @@ pub(crate) struct Serving<H> {
 }
 
 /// Serves requests on `stream` until it closes or a request goes to hyper.
-pub(crate) async fn serve<H, F>(
-    mut stream: TcpStream,
+pub(crate) async fn serve<S, H, F>(
+    mut stream: S,
     serving: &Serving<H>,
     stop: &mut Stop,
     head_timer: &mut HeadTimer,
-) -> Ended
+) -> Ended<S>
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Request<Body>, Conn) -> F,
     F: Future<Output = Response<Body>>,
 {
@@ -205,9 +205,9 @@ fn may_end_head(read: &[u8], parsed: usize) -> bool {
 /// which takes a read that did not fill the buffer to mean the socket is drained: the next
 /// poll waits for readiness instead of trying a read that would block (a system call per
 /// request saved, against `try_read_buf`).
-fn poll_read(
+fn poll_read<S: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     read: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
     if read.capacity() - read.len() < READ_ROOM {
@@ -219,7 +219,11 @@ fn poll_read(
 /// While a response is awaited or its body written, looks (as hyper does) whether the client
 /// has gone: `true` when it has. Bytes it sends meanwhile (a pipelined request) are kept; once
 /// some are, nothing more is read until they are served.
-fn poll_client_gone(cx: &mut Context<'_>, stream: &mut TcpStream, read: &mut BytesMut) -> bool {
+fn poll_client_gone<S: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
+    stream: &mut S,
+    read: &mut BytesMut,
+) -> bool {
     if !read.is_empty() {
         return false;
     }
@@ -228,8 +232,8 @@ fn poll_client_gone(cx: &mut Context<'_>, stream: &mut TcpStream, read: &mut Byt
 
 /// The handler's answer, or `None` if the client went away first (the answer is then dropped,
 /// which cancels whatever it was waiting for).
-async fn answer<F: Future<Output = Response<Body>>>(
-    stream: &mut TcpStream,
+async fn answer<S: AsyncRead + Unpin, F: Future<Output = Response<Body>>>(
+    stream: &mut S,
     read: &mut BytesMut,
     response: F,
 ) -> Option<Response<Body>> {
@@ -678,8 +682,8 @@ enum Step {
 }
 
 /// A response being written on a connection.
-struct Writing<'a> {
-    stream: &'a mut TcpStream,
+struct Writing<'a, S> {
+    stream: &'a mut S,
     /// Bytes of the next request read meanwhile.
     read: &'a mut BytesMut,
     /// The head and what is buffered of the body.
@@ -688,7 +692,7 @@ struct Writing<'a> {
     wait: Option<&'a HeadWait>,
 }
 
-impl Writing<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Writing<'_, S> {
     /// Writes the head in `out`, then `body` framed by `encoder`. Whether the response was
     /// written whole (the connection may serve another).
     async fn body(mut self, encoder: Encoder, body: TimedBody) -> bool {
@@ -855,12 +859,18 @@ impl Writing<'_> {
     }
 }
 
-/// Writes `out`, then `data`, whole; `out` is left empty.
-async fn write_all(stream: &mut TcpStream, out: &mut Vec<u8>, data: &[u8]) -> io::Result<()> {
+/// Writes `out`, then `data`, whole, and flushes them (a TLS stream may hold written bytes
+/// until flushed; a TCP stream's flush does nothing); `out` is left empty.
+async fn write_all<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    data: &[u8],
+) -> io::Result<()> {
     if data.is_empty() {
         let written = stream.write_all(out).await;
         out.clear();
-        return written;
+        written?;
+        return stream.flush().await;
     }
     let (mut from_out, mut from_data) = (0, 0);
     while from_out < out.len() || from_data < data.len() {
@@ -877,7 +887,7 @@ async fn write_all(stream: &mut TcpStream, out: &mut Vec<u8>, data: &[u8]) -> io
         from_data += n - of_out;
     }
     out.clear();
-    Ok(())
+    stream.flush().await
 }
 
 /// Writes the end of a chunked body with the trailer fields `allowed` lets through (as hyper:

@@ -1,8 +1,10 @@
-//! Accepting connections and serving HTTP/1.1 and HTTP/2 (prior knowledge) on them.
+//! Accepting connections, plain or TLS, and serving HTTP/1.1 and HTTP/2 on them (HTTP/2 by
+//! prior knowledge, or chosen by ALPN over TLS).
 
 mod date;
 pub mod http1;
 mod replay;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -20,7 +22,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use pin_project::pin_project;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use weir_filters::{Body, BoxError};
@@ -53,19 +56,21 @@ where
     H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_with(listener, handler, shutdown, Timeouts::default()).await
+    serve_with(listener, handler, shutdown, Timeouts::default(), None).await
 }
 
-/// As [`serve`], with time limits. `handler` gets the request's deadline in [`Conn`] and
-/// answers a response head on time; the body is cut off here.
+/// As [`serve`], with time limits and, with `tls`, TLS. `handler` gets the request's deadline
+/// in [`Conn`] and answers a response head on time; the body is cut off here.
 ///
 /// Each connection starts on weir's own HTTP/1 server ([`http1`]), which hands it to hyper
-/// (HTTP/1 and HTTP/2) at the first request it does not serve itself.
+/// (HTTP/1 and HTTP/2) at the first request it does not serve itself; a TLS connection whose
+/// client chose HTTP/2 by ALPN goes to hyper at once.
 pub async fn serve_with<H, F>(
     listener: TcpListener,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
     timeouts: Timeouts,
+    tls: Option<tls::Current>,
 ) where
     H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -85,30 +90,32 @@ pub async fn serve_with<H, F>(
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
         };
         let _ = stream.set_nodelay(true);
+        let tls_config = tls.as_ref().map(|current| current());
         let serving = Serving {
             handler: handler.clone(),
             conn: Conn {
                 peer,
-                tls: false,
+                tls: tls_config.is_some(),
                 deadline: None,
                 framing: None,
             },
             timeouts,
             wait: timeouts.read.map(|limit| Arc::new(HeadWait::new(limit))),
         };
-        let mut stop = Stop::new(shutdown.clone());
+        let stop = Stop::new(shutdown.clone());
         connections.spawn(async move {
-            let mut head_timer = HeadTimer::new(serving.wait.as_deref());
-            match http1::serve(stream, &serving, &mut stop, &mut head_timer).await {
-                Ended::Closed => {}
-                Ended::HandOver {
-                    stream,
-                    read,
-                    served,
-                } => {
-                    let io = Replayed::new(read, stream);
-                    serve_hyper(io, !served, serving, stop, head_timer).await;
-                }
+            let Some(config) = tls_config else {
+                return serve_connection(stream, serving, stop).await;
+            };
+            let Some(stream) = tls::accept(config, stream, timeouts.read).await else {
+                return;
+            };
+            if tls::is_h2(&stream) {
+                let head_timer = HeadTimer::new(serving.wait.as_deref());
+                let io = Replayed::new(BytesMut::new(), stream);
+                serve_hyper(io, true, serving, stop, head_timer).await;
+            } else {
+                serve_connection(stream, serving, stop).await;
             }
         });
         while connections.try_join_next().is_some() {}
@@ -119,15 +126,38 @@ pub async fn serve_with<H, F>(
     .await;
 }
 
-/// Serves the rest of a connection with hyper: HTTP/1, or also HTTP/2 (prior knowledge) when
-/// `any_version` (no request was answered on it yet).
-async fn serve_hyper<H, F>(
-    io: Replayed<TcpStream>,
+/// Serves a connection: on weir's own HTTP/1 server, then on hyper from the first request it
+/// does not serve.
+async fn serve_connection<S, H, F>(stream: S, serving: Serving<H>, mut stop: Stop)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let mut head_timer = HeadTimer::new(serving.wait.as_deref());
+    match http1::serve(stream, &serving, &mut stop, &mut head_timer).await {
+        Ended::Closed => {}
+        Ended::HandOver {
+            stream,
+            read,
+            served,
+        } => {
+            let io = Replayed::new(read, stream);
+            serve_hyper(io, !served, serving, stop, head_timer).await;
+        }
+    }
+}
+
+/// Serves the rest of a connection with hyper: HTTP/1, or also HTTP/2 (prior knowledge, or
+/// chosen by ALPN) when `any_version` (no request was answered on it yet).
+async fn serve_hyper<S, H, F>(
+    io: Replayed<S>,
     any_version: bool,
     serving: Serving<H>,
     mut stop: Stop,
     mut head_timer: HeadTimer,
 ) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {

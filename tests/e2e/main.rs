@@ -29,4 +29,5 @@ mod server;
 mod shutdown;
 mod streaming;
 mod timeouts;
+mod tls;
 mod upstream_http1;

@@ -1,4 +1,5 @@
 use super::*;
+use tokio::net::TcpStream;
 
 fn parsed(bytes: &str) -> Head {
     parse_head(&mut BytesMut::from(bytes.as_bytes()))
