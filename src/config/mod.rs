@@ -1098,7 +1098,11 @@ impl Loader<'_> {
 /// Parses a route uri; returns it and, for http(s), a non-trivial path that SCG ignores.
 fn parse_uri(text: &str) -> Result<(RouteUri, Option<String>), String> {
     let text = text.trim();
-    if let Some(name) = text.strip_prefix("lb://") {
+    // SCG writes a balanced WebSocket route `lb:ws://NAME`: the same as `lb://NAME` here.
+    if let Some(name) = text
+        .strip_prefix("lb://")
+        .or_else(|| text.strip_prefix("lb:ws://"))
+    {
         let name = name.trim_end_matches('/');
         if name.is_empty()
             || !name
@@ -1129,12 +1133,14 @@ fn parse_uri(text: &str) -> Result<(RouteUri, Option<String>), String> {
     let uri: http::Uri = text
         .parse()
         .map_err(|_| format!("`{text}` is not a valid uri; write e.g. `http://127.0.0.1:8081`"))?;
+    // SCG's `ws://` and `wss://` are `http://` and `https://`: a route forwards WebSocket
+    // and plain requests alike.
     let tls = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
+        Some("http" | "ws") => false,
+        Some("https" | "wss") => true,
         Some(other) => {
             return Err(format!(
-                "unsupported uri scheme `{other}` in `{text}`; weir forwards to `http://`, `https://`, `lb://NAME`, `forward:/path` or `no://op`"
+                "unsupported uri scheme `{other}` in `{text}`; weir forwards to `http://`, `https://` (or `ws://`, `wss://`), `lb://NAME`, `forward:/path` or `no://op`"
             ))
         }
         None => return Err(format!("`{text}` has no scheme; write `http://{text}`")),
@@ -1268,6 +1274,21 @@ mod tests {
                 ("backoff.firstBackoff".into(), "10ms".into())
             ])
         );
+    }
+
+    #[test]
+    fn scg_websocket_uris_are_http_ones() {
+        let http = |text| match parse_uri(text) {
+            Ok((RouteUri::Http { tls, authority }, _)) => (tls, authority.to_string()),
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(http("ws://echo:3001"), (false, "echo:3001".into()));
+        assert_eq!(http("wss://echo"), (true, "echo:443".into()));
+        assert_eq!(
+            parse_uri("lb:ws://chat").unwrap().0,
+            RouteUri::Lb("chat".into())
+        );
+        assert!(parse_uri("gopher://x").unwrap_err().contains("ws://"));
     }
 
     #[test]

@@ -37,6 +37,7 @@ use weir_filters::{Body, BoxError, Lease, UpstreamBody};
 use super::balance::Endpoint;
 use super::headers::HeaderEdits;
 use super::http1;
+use super::upgrade::Upgrade;
 use crate::config::PoolLimits;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -178,6 +179,9 @@ pub enum Prepared {
     Plain(PlainHead),
     /// The request, its header edits applied, for hyper's client.
     Hyper(Request<Body>),
+    /// A request to switch to WebSocket, its header edits applied, for a connection of its
+    /// own; the client's side of the switch.
+    Upgrade(Request<Body>, Upgrade),
 }
 
 impl Prepared {
@@ -185,6 +189,14 @@ impl Prepared {
     pub fn for_hyper(mut request: Request<Body>, edits: HeaderEdits) -> Self {
         edits.apply(request.headers_mut());
         Prepared::Hyper(request)
+    }
+
+    /// `request`, which asks to switch to WebSocket, `edits` applied to its headers and the
+    /// request to switch put back.
+    pub fn for_upgrade(mut request: Request<Body>, edits: HeaderEdits, upgrade: Upgrade) -> Self {
+        edits.apply(request.headers_mut());
+        super::upgrade::ask(request.headers_mut());
+        Prepared::Upgrade(request, upgrade)
     }
 }
 
@@ -300,8 +312,40 @@ impl Client {
     ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'a {
         match prepared {
             Prepared::Plain(plain) => Either::Left(self.send_plain(pool, endpoint, plain)),
-            Prepared::Hyper(request) => Either::Right(self.send_hyper(pool, endpoint, request)),
+            Prepared::Hyper(request) => {
+                Either::Right(Either::Left(self.send_hyper(pool, endpoint, request)))
+            }
+            Prepared::Upgrade(request, upgrade) => {
+                Either::Right(Either::Right(self.send_upgrade(endpoint, request, upgrade)))
+            }
         }
+    }
+
+    /// Sends a request that asks to switch to WebSocket over a new connection, never pooled
+    /// (after a 101 it is no longer HTTP), driven by a task of its own until the switch hands
+    /// its socket over or the response ends; on a 101, `upgrade` joins it to the client's.
+    async fn send_upgrade(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Body>,
+        upgrade: Upgrade,
+    ) -> Result<Response<Body>, ClientError> {
+        let io = self.open(endpoint).await?;
+        let (mut sender, driver) = hyper_http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| ClientError::Connect(e.into()))?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream WebSocket connection ended with an error");
+            }
+        });
+        let mut response = sender
+            .send_request(request)
+            .await
+            .map_err(ClientError::Send)?;
+        upgrade.join(&mut response);
+        Ok(response.map(Body::Incoming))
     }
 
     /// Sends `request` over a connection of hyper's HTTP/1 client.

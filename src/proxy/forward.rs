@@ -20,7 +20,7 @@ use weir_filters::{Body, BoxFuture, CutOff, Exchange, HttpService, UpstreamFailu
 use super::balance::{Endpoint, InFlight, Instance, Service as BalancedService};
 use super::client::{Client, HostPool, HttpClient, Prepared};
 use super::headers::{remove_hop_by_hop, EditValue, HeaderEdits, ShortValue};
-use super::{dispatch, error_chain, Conn};
+use super::{dispatch, error_chain, upgrade, Conn};
 use crate::compile::RouteTable;
 use crate::config::PoolLimits;
 
@@ -281,28 +281,35 @@ impl Failing {
 
 impl Forwarder {
     /// Sends the exchange, taken.
-    async fn forward(&self, exchange: Exchange) -> Response<Body> {
+    async fn forward(&self, mut exchange: Exchange) -> Response<Body> {
+        let upgrade = upgrade::take(&mut exchange.request);
         let picked = match self.pick(&exchange) {
             Ok(picked) => picked,
             Err(response) => return response,
         };
         let pool = self.client.pool(&picked.endpoint);
         let edits = self.edits(&exchange, &picked.endpoint);
-        let prepared = self.client.prepare(
-            &pool,
-            &picked.endpoint,
-            origin_form(exchange.request),
-            edits,
-        );
+        let request = origin_form(exchange.request);
+        let prepared = match upgrade {
+            None => self.client.prepare(&pool, &picked.endpoint, request, edits),
+            Some(upgrade) => Prepared::for_upgrade(request, edits, upgrade),
+        };
         self.complete(picked, &pool, prepared).await
     }
 
     /// Sends a lent exchange without a body, when weir's own HTTP/1 client can (its head is
     /// written here, and the future needs nothing more of the exchange); otherwise a copy of
-    /// its head goes through hyper's client. `None` for a request with a body: the caller
-    /// sends it with [`Forwarder::forward`].
+    /// its head goes through hyper's client. `None` for a request with a body, or one that may
+    /// switch protocols (hyper marked it with the means to): the caller sends it with
+    /// [`Forwarder::forward`].
     fn forward_borrowed(self: &Arc<Self>, exchange: &Exchange) -> Option<BoxFuture> {
-        if !exchange.request.body().is_end_stream() {
+        if !exchange.request.body().is_end_stream()
+            || exchange
+                .request
+                .extensions()
+                .get::<hyper::upgrade::OnUpgrade>()
+                .is_some()
+        {
             return None;
         }
         let picked = match self.pick(exchange) {
@@ -417,6 +424,11 @@ impl Forwarder {
         let response = match result {
             Ok(Ok(mut response)) => {
                 remove_hop_by_hop(response.headers_mut());
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    // Only a WebSocket request gets here with a 101 (weir's own client and
+                    // hyper's without upgrades refuse one): the client is told of the switch.
+                    upgrade::ask(response.headers_mut());
+                }
                 response
             }
             Ok(Err(err)) if client_body_failed(&err) => {

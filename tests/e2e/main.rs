@@ -31,3 +31,4 @@ mod streaming;
 mod timeouts;
 mod tls;
 mod upstream_http1;
+mod websocket;

@@ -20,7 +20,8 @@ use tokio_rustls::client::TlsStream;
 
 use crate::support::*;
 
-fn cert_path(name: &str) -> PathBuf {
+/// A file under `certs/`.
+pub fn cert_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/e2e/certs")
         .join(name)
@@ -46,7 +47,7 @@ gateway:
 }
 
 /// A TLS connection to `addr` that trusts only the test CA and offers `alpn`.
-async fn connect(addr: std::net::SocketAddr, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+pub async fn connect(addr: std::net::SocketAddr, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = CertificateDer::from_pem_file(cert_path("ca.crt")).expect("test CA");
     roots.add(ca).expect("test CA is a CA");

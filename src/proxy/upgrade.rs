@@ -1,0 +1,114 @@
+//! WebSocket: an HTTP/1.1 request that asks to upgrade to `websocket` goes upstream with its
+//! `Upgrade: websocket` and `Connection: upgrade`, over a connection of its own. When the
+//! upstream answers 101, the client's connection and the upstream's are joined, and bytes are
+//! copied both ways until either side closes; any other answer is forwarded as usual.
+//!
+//! Other upgrades (`h2c`, ...) are not tunnelled: their `Upgrade` is dropped as hop-by-hop
+//! and the request forwarded as a plain one, as before.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use weir_filters::Body;
+
+use super::headers::list_elements;
+
+/// A client's request to switch its connection to WebSocket.
+pub struct Upgrade {
+    /// The client's side, ready once weir's 101 has been written to it.
+    client: OnUpgrade,
+}
+
+/// Takes the upgrade out of `request` when it asks for WebSocket over HTTP/1.1 and its
+/// connection can be handed over (it came through hyper's server, which answers every request
+/// that asks to upgrade).
+pub fn take(request: &mut Request<Body>) -> Option<Upgrade> {
+    if request.version() != Version::HTTP_11 || !asks_for_websocket(request.headers()) {
+        return None;
+    }
+    let client = request.extensions_mut().remove::<OnUpgrade>()?;
+    Some(Upgrade { client })
+}
+
+/// Whether `headers` ask to upgrade to WebSocket: `Upgrade` names `websocket` and `Connection`
+/// names `upgrade` (RFC 6455 §4.1; both case-insensitive).
+fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    let names = |name, token: &[u8]| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| list_elements(v.as_bytes()))
+            .any(|element| element.eq_ignore_ascii_case(token))
+    };
+    names(header::UPGRADE, b"websocket") && names(header::CONNECTION, b"upgrade")
+}
+
+/// Puts back the two headers that ask for (or agree to) the switch, after the hop-by-hop
+/// headers were dropped.
+pub fn ask(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+}
+
+impl Upgrade {
+    /// Joins the client's connection and the upstream's once `response` (the upstream's
+    /// answer, which this changes into the client's) is 101: in a task of its own, which ends
+    /// when either side closes or the 101 never reaches the client.
+    pub fn join(self, response: &mut Response<hyper::body::Incoming>) {
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return;
+        }
+        let upstream = hyper::upgrade::on(&mut *response);
+        let client = self.client;
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::try_join!(client, upstream) {
+                Ok(both) => both,
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket switch not completed");
+                    return;
+                }
+            };
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((sent, received)) => tracing::debug!(sent, received, "WebSocket closed"),
+                Err(e) => tracing::debug!(error = %e, "WebSocket ended"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.parse().unwrap(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn websocket_is_asked_for_by_both_headers_in_any_case() {
+        let yes = [
+            headers(&[("upgrade", "websocket"), ("connection", "Upgrade")]),
+            headers(&[
+                ("upgrade", "WebSocket"),
+                ("connection", "keep-alive, upgrade"),
+            ]),
+        ];
+        for h in &yes {
+            assert!(asks_for_websocket(h), "{h:?}");
+        }
+        let no = [
+            headers(&[("upgrade", "websocket")]),
+            headers(&[("connection", "upgrade")]),
+            headers(&[("upgrade", "h2c"), ("connection", "upgrade")]),
+            headers(&[("upgrade", "websocketx"), ("connection", "upgrade")]),
+        ];
+        for h in &no {
+            assert!(!asks_for_websocket(h), "{h:?}");
+        }
+    }
+}
