@@ -315,15 +315,16 @@ impl Client {
             Prepared::Hyper(request) => {
                 Either::Right(Either::Left(self.send_hyper(pool, endpoint, request)))
             }
-            Prepared::Upgrade(request, upgrade) => {
-                Either::Right(Either::Right(self.send_upgrade(endpoint, request, upgrade)))
-            }
+            // Boxed: rare, and its connect future would otherwise size every request's.
+            Prepared::Upgrade(request, upgrade) => Either::Right(Either::Right(Box::pin(
+                self.send_upgrade(endpoint, request, upgrade),
+            ))),
         }
     }
 
     /// Sends a request that asks to switch to WebSocket over a new connection, never pooled
     /// (after a 101 it is no longer HTTP), driven by a task of its own until the switch hands
-    /// its socket over or the response ends; on a 101, `upgrade` joins it to the client's.
+    /// its socket over or the response ends; a 101 carries what joins it to the client's.
     async fn send_upgrade(
         &self,
         endpoint: &Endpoint,
@@ -344,7 +345,7 @@ impl Client {
             .send_request(request)
             .await
             .map_err(ClientError::Send)?;
-        upgrade.join(&mut response);
+        upgrade.agreed(&mut response);
         Ok(response.map(Body::Incoming))
     }
 

@@ -422,13 +422,24 @@ impl Forwarder {
             None => Ok(self.client.send_prepared(pool, &endpoint, prepared).await),
         };
         let response = match result {
+            Ok(Ok(response)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                if upgrade::is_agreed(&response) {
+                    let mut response = response;
+                    remove_hop_by_hop(response.headers_mut());
+                    upgrade::ask(response.headers_mut());
+                    response
+                } else {
+                    // A switch nobody asked for: the connection it came on is dropped with it.
+                    tracing::warn!(route = %route, upstream = %endpoint.key, request_id = format_args!("{request_id:016x}"), status = 502, "the upstream switched protocols unasked");
+                    failing.response(
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream's response was malformed",
+                        UpstreamFailure::Closed,
+                    )
+                }
+            }
             Ok(Ok(mut response)) => {
                 remove_hop_by_hop(response.headers_mut());
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    // Only a WebSocket request gets here with a 101 (weir's own client and
-                    // hyper's without upgrades refuse one): the client is told of the switch.
-                    upgrade::ask(response.headers_mut());
-                }
                 response
             }
             Ok(Err(err)) if client_body_failed(&err) => {

@@ -8,7 +8,7 @@ pub mod headers;
 pub mod http1;
 pub mod normalize;
 pub mod raw_framing;
-mod upgrade;
+pub(crate) mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,13 +1,15 @@
 //! WebSocket: an HTTP/1.1 request that asks to upgrade to `websocket` goes upstream with its
 //! `Upgrade: websocket` and `Connection: upgrade`, over a connection of its own. When the
-//! upstream answers 101, the client's connection and the upstream's are joined, and bytes are
-//! copied both ways until either side closes; any other answer is forwarded as usual.
+//! upstream answers 101 and that 101 reaches the client, the client's connection and the
+//! upstream's are joined, and bytes are copied both ways until either side closes; any other
+//! answer is forwarded as usual.
 //!
 //! Other upgrades (`h2c`, ...) are not tunnelled: their `Upgrade` is dropped as hop-by-hop
 //! and the request forwarded as a plain one, as before.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use weir_filters::Body;
@@ -24,7 +26,13 @@ pub struct Upgrade {
 /// connection can be handed over (it came through hyper's server, which answers every request
 /// that asks to upgrade).
 pub fn take(request: &mut Request<Body>) -> Option<Upgrade> {
-    if request.version() != Version::HTTP_11 || !asks_for_websocket(request.headers()) {
+    // Most requests carry no extensions at all: that is looked at first.
+    // RFC 6455's handshake has no body: one with a body is forwarded as a plain request.
+    if request.extensions().get::<OnUpgrade>().is_none()
+        || request.version() != Version::HTTP_11
+        || !request.body().is_end_stream()
+        || !asks_for_websocket(request.headers())
+    {
         return None;
     }
     let client = request.extensions_mut().remove::<OnUpgrade>()?;
@@ -52,30 +60,59 @@ pub fn ask(headers: &mut HeaderMap) {
 }
 
 impl Upgrade {
-    /// Joins the client's connection and the upstream's once `response` (the upstream's
-    /// answer, which this changes into the client's) is 101: in a task of its own, which ends
-    /// when either side closes or the 101 never reaches the client.
-    pub fn join(self, response: &mut Response<hyper::body::Incoming>) {
+    /// Readies the switch when `response`, the upstream's answer, is 101: the client's side
+    /// and the upstream's are put in its extensions as a [`Tunnel`], which the server opens
+    /// if the 101 is still what the client gets ([`open`]). A filter that answers something
+    /// else drops it, and with it the upstream connection.
+    pub fn agreed(self, response: &mut Response<hyper::body::Incoming>) {
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return;
         }
         let upstream = hyper::upgrade::on(&mut *response);
-        let client = self.client;
-        tokio::spawn(async move {
-            let (client, upstream) = match tokio::try_join!(client, upstream) {
-                Ok(both) => both,
-                Err(e) => {
-                    tracing::debug!(error = %e, "WebSocket switch not completed");
-                    return;
-                }
-            };
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                Ok((sent, received)) => tracing::debug!(sent, received, "WebSocket closed"),
-                Err(e) => tracing::debug!(error = %e, "WebSocket ended"),
-            }
+        response.extensions_mut().insert(Tunnel {
+            client: self.client,
+            upstream,
         });
     }
+}
+
+/// Both sides of a switch to WebSocket the upstream agreed to.
+#[derive(Clone)]
+pub struct Tunnel {
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+}
+
+/// Whether `response` (a 101) carries a switch weir asked for.
+pub fn is_agreed<B>(response: &Response<B>) -> bool {
+    response.extensions().get::<Tunnel>().is_some()
+}
+
+/// Called by the server with each response it is about to write: when it is a 101 that
+/// carries a [`Tunnel`], joins the client's connection and the upstream's, in a task of its
+/// own, once the 101 has been written; bytes are copied both ways until either side closes.
+/// A tunnel on any other response is dropped, closing the upstream connection.
+pub fn open<B>(response: &mut Response<B>) {
+    let Some(tunnel) = response.extensions_mut().remove::<Tunnel>() else {
+        return;
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(tunnel.client, tunnel.upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket switch not completed");
+                return;
+            }
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((sent, received)) => tracing::debug!(sent, received, "WebSocket closed"),
+            Err(e) => tracing::debug!(error = %e, "WebSocket ended"),
+        }
+    });
 }
 
 #[cfg(test)]

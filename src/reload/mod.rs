@@ -215,7 +215,7 @@ impl Reloader {
         }
     }
 
-    fn swap(&self, snapshot: Snapshot, sha256: String, trigger: &'static str) -> ConfigStatus {
+    fn swap(&self, mut snapshot: Snapshot, sha256: String, trigger: &'static str) -> ConfigStatus {
         let previous = self.shared.snapshot.load_full();
         let old = &previous;
         let mut restart_needed = Vec::new();
@@ -248,19 +248,31 @@ impl Reloader {
                 "async: the queue and its worker keep their settings until restarted".to_string(),
             );
         }
-        match (&old.config.server.ssl, &snapshot.config.server.ssl) {
-            (None, Some(_)) => restart_needed.push(
-                "server.ssl: added (the listener serves plain HTTP until restarted)".to_string(),
-            ),
-            (Some(_), None) => restart_needed.push(
-                "server.ssl: removed (the listener keeps serving TLS, with the last certificate, until restarted)"
-                    .to_string(),
-            ),
-            (Some(before), Some(now)) if before != now => tracing::info!(
+        // The listener reads its certificate from the running snapshot at each handshake: a
+        // `server.ssl` added or removed is carried over as it was until a restart, and an
+        // unchanged one keeps its settings (and their session cache).
+        let ssl = &mut snapshot.config.server.ssl;
+        match (&old.config.server.ssl, &*ssl) {
+            (None, Some(_)) => {
+                restart_needed.push(
+                    "server.ssl: added (the listener serves plain HTTP until restarted)"
+                        .to_string(),
+                );
+                *ssl = None;
+            }
+            (Some(_), None) => {
+                restart_needed.push(
+                    "server.ssl: removed (the listener keeps serving TLS, with its current certificate, until restarted)"
+                        .to_string(),
+                );
+                ssl.clone_from(&old.config.server.ssl);
+            }
+            (Some(before), Some(now)) if before == now => ssl.clone_from(&old.config.server.ssl),
+            (Some(_), Some(now)) => tracing::info!(
                 certificate = %now.certificate.display(),
                 "TLS certificate reloaded: new handshakes use it"
             ),
-            _ => {}
+            (None, None) => {}
         }
         if snapshot.config.reload.debounce != old.config.reload.debounce {
             restart_needed.push(format!(

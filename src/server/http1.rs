@@ -39,6 +39,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 const READ_ROOM: usize = 4 * 1024;
 /// The first read buffer.
 const FIRST_READ: usize = 8 * 1024;
+/// How long a connection's close may wait for the client to take its last bytes.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// A body frame under this size is copied after the head or the frames before it, to go out
 /// in one write; a larger one is written from its own bytes.
 const COPY_UNDER: usize = 16 * 1024;
@@ -95,7 +97,7 @@ where
         let (request, asked) = loop {
             if served && stop.stopping() {
                 // As hyper: after the response in progress when shutdown started, no other.
-                let _ = stream.shutdown().await;
+                close(&mut stream).await;
                 return Ended::Closed;
             }
             if read.len() > parsed && may_end_head(&read, parsed) {
@@ -128,7 +130,7 @@ where
                     return Poll::Ready(false);
                 }
                 if let Some(wait) = &serving.wait {
-                    if head_timer.poll_timed_out(cx, wait, false) {
+                    if head_timer.poll_timed_out(cx, wait) {
                         tracing::debug!(peer = %serving.conn.peer, "no request head within server.read-timeout");
                         return Poll::Ready(false);
                     }
@@ -183,11 +185,22 @@ where
         };
         let body = TimedBody::new(body, deadline, busy);
         let complete = writing.body(encoded.encoder, body).await;
-        if !complete || encoded.last {
-            let _ = stream.shutdown().await;
+        if !complete {
+            // Cut off (or the client is gone): closed at once, with nothing more sent.
+            return Ended::Closed;
+        }
+        if encoded.last {
+            close(&mut stream).await;
             return Ended::Closed;
         }
     }
+}
+
+/// Ends a connection whose last response was written whole: a TCP stream sends its FIN at
+/// once; a TLS stream also sends its close_notify, unless the client does not take it within
+/// [`CLOSE_WAIT`] (a TLS close writes, and a client that reads nothing would hold it forever).
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, stream.shutdown()).await;
 }
 
 /// Whether `read`, of which the first `parsed` bytes were found to be an incomplete head, may
@@ -848,7 +861,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writing<'_, S> {
                 }
             }
             if let Some(wait) = wait {
-                if head_timer.poll_timed_out(cx, wait, false) {
+                if head_timer.poll_timed_out(cx, wait) {
                     tracing::debug!("a response not read within server.read-timeout after its end");
                     return Poll::Ready(false);
                 }

@@ -40,7 +40,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timeouts {
     /// An HTTP/1 connection whose next request head does not arrive whole within this of the
-    /// connection opening or of the previous response ending is closed
+    /// connection opening or of the previous response ending is closed; an HTTP/2 connection
+    /// with no request in progress for this long is sent GOAWAY
     /// (`server.read-timeout`, OpenFaaS's `read_timeout`; see [`HeadWait`]).
     pub read: Option<Duration>,
     /// A request must be answered, its response written to the end, within this of its head
@@ -102,12 +103,21 @@ pub async fn serve_with<H, F>(
             timeouts,
             wait: timeouts.read.map(|limit| Arc::new(HeadWait::new(limit))),
         };
-        let stop = Stop::new(shutdown.clone());
+        let mut stop = Stop::new(shutdown.clone());
         connections.spawn(async move {
             let Some(config) = tls_config else {
                 return serve_connection(stream, serving, stop).await;
             };
-            let Some(stream) = tls::accept(config, stream, timeouts.read).await else {
+            // A handshake under way when shutdown starts is given up: no request came yet.
+            let stopping = std::future::poll_fn(|cx| match stop.poll_stopping(cx) {
+                true => Poll::Ready(None),
+                false => Poll::Pending,
+            });
+            let accepted = tokio::select! {
+                stream = tls::accept(config, stream, timeouts.read) => stream,
+                none = stopping => none,
+            };
+            let Some(stream) = accepted else {
                 return;
             };
             if tls::is_h2(&stream) {
@@ -182,7 +192,9 @@ async fn serve_hyper<S, H, F>(
         };
         let response = handler(request.map(Body::Incoming), conn);
         async move {
-            let response = response.await;
+            let mut response = response.await;
+            // A WebSocket's 101: its tunnel opens once hyper has written it.
+            crate::proxy::upgrade::open(&mut response);
             Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
         }
     });
@@ -201,8 +213,16 @@ async fn serve_hyper<S, H, F>(
             return Poll::Ready(Some(result));
         }
         if let Some(wait) = &wait {
-            if head_timer.poll_timed_out(cx, wait, framing.is_http2()) {
-                return Poll::Ready(None);
+            if !stopping && head_timer.poll_timed_out(cx, wait) {
+                if !framing.is_http2() {
+                    return Poll::Ready(None);
+                }
+                // HTTP/2 idle for the whole limit: told to go away (GOAWAY), it ends once
+                // whatever just started has finished.
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
         if !stopping && stop.poll_stopping(cx) {
@@ -281,10 +301,10 @@ impl HeadTimer {
         }
     }
 
-    /// Whether the connection has waited longer than the limit for a request head; if not,
-    /// `cx` is woken when the timer next fires. `http2`: the connection is HTTP/2 (no heads to
-    /// time).
-    fn poll_timed_out(&mut self, cx: &mut Context<'_>, wait: &HeadWait, http2: bool) -> bool {
+    /// Whether the connection has waited longer than the limit for a request head (HTTP/2: has
+    /// had no request in progress for that long); if not, `cx` is woken when the timer next
+    /// fires.
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>, wait: &HeadWait) -> bool {
         let Some(timer) = &mut self.timer else {
             return false;
         };
@@ -292,7 +312,7 @@ impl HeadTimer {
             return false;
         }
         self.registered = true;
-        match wait.look(Instant::now(), http2) {
+        match wait.look(Instant::now()) {
             Look::TimedOut => true,
             Look::Never => {
                 self.timer = None;
@@ -317,12 +337,14 @@ enum Look {
     TimedOut,
     /// Look again at this time.
     Later(Instant),
-    /// An HTTP/2 connection, or a limit too large to reach: no head timeout.
+    /// A limit too large to reach: no timeout.
     Never,
 }
 
 /// One connection's `server.read-timeout`: the next request head must arrive whole within the
-/// limit of the connection opening or of the previous response ending.
+/// limit of the connection opening or of the previous response ending. On HTTP/2, where
+/// requests overlap, it is an idle limit: a connection with no request in progress for that
+/// long is told to go away.
 ///
 /// hyper's own header timer allocates a timer and registers it for every request. This keeps
 /// one timer per connection, and looks at it only when it fires: a request marks the
@@ -356,13 +378,9 @@ impl HeadWait {
         Busy(self.clone())
     }
 
-    /// What to do when the timer fires at `now`; `http2` says the connection opened with
-    /// HTTP/2's preface (HTTP/2 has no request heads to time).
-    fn look(&self, now: Instant, http2: bool) -> Look {
+    /// What to do when the timer fires at `now`.
+    fn look(&self, now: Instant) -> Look {
         let limit = self.limit;
-        if http2 {
-            return Look::Never;
-        }
         if self.busy.load(Ordering::Acquire) > 0 {
             return now.checked_add(limit).map_or(Look::Never, Look::Later);
         }

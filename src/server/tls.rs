@@ -74,7 +74,10 @@ pub(crate) async fn accept(
 ) -> Option<TlsStream<TcpStream>> {
     let handshake = async {
         let mut first = [0u8; 1];
-        stream.peek(&mut first).await.ok()?;
+        if stream.peek(&mut first).await.ok()? == 0 {
+            // Closed without a byte: a port check.
+            return None;
+        }
         if first[0] != HANDSHAKE_RECORD {
             refuse_plain_http(&mut stream).await;
             return None;
@@ -106,11 +109,17 @@ const PLAIN_HTTP: &str = concat!(
     r#"{"status":400,"error":"Bad Request","message":"this port serves HTTPS: use an https:// uri"}"#,
 );
 
-/// Reads what the client sent (so that closing does not reset the connection under the
-/// answer), answers [`PLAIN_HTTP`] and closes.
+/// Reads the client's request head, up to 16 KiB (so that closing does not reset the
+/// connection under the answer), answers [`PLAIN_HTTP`] and closes. The caller bounds the
+/// time it takes.
 async fn refuse_plain_http(stream: &mut TcpStream) {
-    let mut request = [0u8; 4096];
-    let _ = stream.read(&mut request).await;
+    let mut request = Vec::with_capacity(1024);
+    while request.len() < 16 * 1024 && memchr::memmem::find(&request, b"\r\n\r\n").is_none() {
+        match stream.read_buf(&mut request).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
     let _ = stream.write_all(PLAIN_HTTP.as_bytes()).await;
     let _ = stream.shutdown().await;
     tracing::debug!("plain HTTP on the TLS port: answered 400");

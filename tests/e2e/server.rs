@@ -106,9 +106,9 @@ async fn a_client_that_goes_away_cancels_its_request_upstream() {
     b.release();
 }
 
-#[tokio::test]
-async fn write_timeout_frees_a_response_its_client_never_reads() {
-    // An upstream that streams a body of 1 GiB until its connection fails, and says when.
+/// An upstream that answers its first request with a body of 1 GiB, streamed until its
+/// connection fails; the receiver hears when it does.
+pub async fn endless_upstream() -> (String, tokio::sync::oneshot::Receiver<()>) {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = upstream.local_addr().unwrap().to_string();
     let (failed_tx, failed) = tokio::sync::oneshot::channel();
@@ -131,6 +131,12 @@ async fn write_timeout_frees_a_response_its_client_never_reads() {
             }
         }
     });
+    (addr, failed)
+}
+
+#[tokio::test]
+async fn write_timeout_frees_a_response_its_client_never_reads() {
+    let (addr, failed) = endless_upstream().await;
     let yaml = "
 server:
   write-timeout: 1s

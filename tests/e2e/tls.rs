@@ -220,10 +220,67 @@ async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_read_timeou
     // The first bytes of a TLS record header, and nothing more.
     stream.write_all(&[0x16, 0x03]).await.expect("write");
     let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
+    // Well within the 10 s a listener without a read timeout would allow.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
         .await
-        .expect("closed within the bound");
+        .expect("closed at the read timeout");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_sent_away_at_the_read_timeout() {
+    let origin = origin().await;
+    let yaml = format!(
+        "server:\n  read-timeout: 300ms\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{ORIGIN}}\n",
+        cert_path("localhost-1.crt").display(),
+        cert_path("localhost-1.key").display()
+    );
+    let gw = gateway(&yaml, Some(&origin), &[]).await;
+    let stream = connect(gw.addr, &[b"h2"]).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("https://localhost/a")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = read(sender.send_request(request).await.expect("response")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    // Nothing more is asked: the server says GOAWAY and the connection ends.
+    tokio::time::timeout(std::time::Duration::from_secs(5), connection)
+        .await
+        .expect("the connection ends at the read timeout")
+        .expect("the connection task")
+        .expect("a clean end (GOAWAY), not an error");
+}
+
+#[tokio::test]
+async fn a_tls_client_that_never_reads_is_let_go_at_the_write_timeout() {
+    let (addr, failed) = crate::server::endless_upstream().await;
+    let yaml = format!(
+        "server:\n  write-timeout: 1s\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{U}}\n",
+        cert_path("localhost-1.crt").display(),
+        cert_path("localhost-1.key").display()
+    );
+    let gw = gateway(&yaml, None, &[("U", &addr)]).await;
+    let mut client = connect(gw.addr, &[b"http/1.1"]).await;
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    client.flush().await.expect("flush");
+    tokio::time::timeout(WAIT, failed)
+        .await
+        .expect("the upstream's connection is dropped at the write deadline")
+        .expect("told");
+    // The connection is given up at once, not closed politely with records the client will
+    // never read: shutdown finds nothing to wait for (its drain would take 30 s).
+    tokio::time::timeout(std::time::Duration::from_secs(10), gw.running.shutdown())
+        .await
+        .expect("no connection left to drain");
+    drop(client);
 }
 
 #[tokio::test]
@@ -271,6 +328,49 @@ async fn a_reload_renews_the_certificate_for_new_connections() {
         &peer_certificate(&still),
         b"weir test localhost 2"
     ));
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_tls_keeps_the_current_certificate_until_a_restart() {
+    let origin = origin().await;
+    let with_cert = |n: u8| {
+        format!(
+            "server:\n  listen: 127.0.0.1:0\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\nadmin:\n  listen: 127.0.0.1:0\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
+            cert_path(&format!("localhost-{n}.crt")).display(),
+            cert_path(&format!("localhost-{n}.key")).display(),
+            origin.addr
+        )
+    };
+    let file = write_config("tls-reload.yaml", &with_cert(1));
+    let running = weir::Gateway::builder()
+        .config_file(&file)
+        .start()
+        .await
+        .expect("start");
+    let (addr, admin) = (running.listen_addr(), running.admin_addr());
+    let refresh = || async {
+        Req::new(http::Method::POST, admin, "/actuator/gateway/refresh")
+            .send()
+            .await
+    };
+    std::fs::write(&file, with_cert(2)).expect("write");
+    assert_eq!(refresh().await.status, StatusCode::OK);
+    let without = format!(
+        "server:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
+        origin.addr
+    );
+    std::fs::write(&file, without).expect("write");
+    let status = refresh().await;
+    assert_eq!(status.status, StatusCode::OK);
+    let needed = status.json()["restart_needed"].to_string();
+    assert!(needed.contains("server.ssl: removed"), "{needed}");
+    // Still TLS, with the renewed certificate, not the one it started with.
+    let stream = connect(addr, &[b"http/1.1"]).await;
+    assert!(contains(
+        &peer_certificate(&stream),
+        b"weir test localhost 2"
+    ));
+    running.shutdown().await;
 }
 
 #[tokio::test]

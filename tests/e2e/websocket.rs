@@ -23,11 +23,21 @@ use crate::support::*;
 struct WsOrigin {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+    /// Told each time a switched connection ends (its client closed it, or it was dropped).
+    ended: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
 impl WsOrigin {
     fn seen(&self) -> Vec<(String, HeaderMap)> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until a switched connection has ended.
+    async fn a_tunnel_ended(&mut self) {
+        tokio::time::timeout(WAIT, self.ended.recv())
+            .await
+            .expect("a switched connection ends within the bound")
+            .expect("the origin is running");
     }
 }
 
@@ -36,13 +46,16 @@ async fn ws_origin() -> WsOrigin {
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
+    let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let seen = kept.clone();
+            let ended_tx = ended_tx.clone();
             let service = service_fn(move |mut request: Request<Incoming>| {
+                let ended_tx = ended_tx.clone();
                 let path = request.uri().path().to_string();
                 seen.lock()
                     .unwrap()
@@ -51,6 +64,7 @@ async fn ws_origin() -> WsOrigin {
                     let response = if path.starts_with("/ws/") {
                         let switched = hyper::upgrade::on(&mut request);
                         tokio::spawn(async move {
+                            let _ended = Ended(ended_tx);
                             let Ok(upgraded) = switched.await else { return };
                             let mut io = TokioIo::new(upgraded);
                             let mut buf = [0u8; 1024];
@@ -89,7 +103,16 @@ async fn ws_origin() -> WsOrigin {
             );
         }
     });
-    WsOrigin { addr, seen }
+    WsOrigin { addr, seen, ended }
+}
+
+/// Tells the origin's test that a switched connection ended, when dropped.
+struct Ended(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// What RFC 6455's opening handshake sends, for `path`.
@@ -255,4 +278,66 @@ async fn other_upgrades_are_not_tunnelled() {
     assert_eq!(path, "/h2c");
     assert!(headers.get("upgrade").is_none(), "{headers:?}");
     assert!(headers.get("http2-settings").is_none(), "{headers:?}");
+}
+
+/// Opens a WebSocket at `path` through `gw` and checks it carries bytes.
+async fn open_and_echo(gw: &Gw, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
+    stream
+        .write_all(handshake(path).as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert_eq!(echo(&mut stream, "through").await, "THROUGH");
+    stream
+}
+
+#[tokio::test]
+async fn a_websocket_passes_retry_and_a_circuit_breaker_with_a_fallback() {
+    let origin = ws_origin().await;
+    let yaml = format!(
+        "gateway:\n  routes:\n  - id: retried\n    uri: http://{0}\n    predicates:\n    - Path=/ws/retried\n    filters:\n    - Retry=3\n  - id: guarded\n    uri: http://{0}\n    predicates:\n    - Path=/ws/guarded\n    filters:\n    - CircuitBreaker=ws, forward:/fallback\n  - id: fallback\n    uri: no://op\n    predicates:\n    - Path=/fallback\n",
+        origin.addr
+    );
+    let gw = gateway(&yaml, None, &[]).await;
+    // Both filters keep copies of requests to send again; the switch goes with the request
+    // itself, once.
+    open_and_echo(&gw, "/ws/retried").await;
+    open_and_echo(&gw, "/ws/guarded").await;
+    assert_eq!(origin.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_101_that_a_filter_replaces_opens_no_tunnel() {
+    let mut origin = ws_origin().await;
+    let yaml = format!(
+        "gateway:\n  routes:\n  - id: ws\n    uri: http://{}\n    filters:\n    - SetStatus=200\n",
+        origin.addr
+    );
+    let gw = gateway(&yaml, None, &[]).await;
+    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
+    stream
+        .write_all(handshake("/ws/replaced").as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // The upstream agreed to switch; the switch it was told of is dropped with the 101, and
+    // its connection closed, while the client still holds its own.
+    origin.a_tunnel_ended().await;
+    drop(stream);
+}
+
+#[tokio::test]
+async fn closing_the_websocket_closes_the_upstream_side() {
+    let mut origin = ws_origin().await;
+    let yaml = format!(
+        "gateway:\n  routes:\n  - id: ws\n    uri: http://{}\n",
+        origin.addr
+    );
+    let gw = gateway(&yaml, None, &[]).await;
+    let stream = open_and_echo(&gw, "/ws/closing").await;
+    drop(stream);
+    origin.a_tunnel_ended().await;
 }

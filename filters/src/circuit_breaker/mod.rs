@@ -303,7 +303,15 @@ impl Inner {
         )
         .await
         {
-            Replay::Kept(body) => (exchange.replay(body.clone()), exchange, body),
+            Replay::Kept(body) => {
+                // The call takes the request itself, with its extensions (a WebSocket's means
+                // to switch among them); the fallback gets a copy.
+                let template = exchange.replay(body.clone());
+                if !body.is_empty() {
+                    *exchange.request.body_mut() = Body::full(body.clone());
+                }
+                (exchange, template, body)
+            }
             Replay::TooLarge(body) => {
                 // The body is streamed to the upstream once; a fallback gets the head.
                 let mut head = exchange.replay(bytes::Bytes::new());
