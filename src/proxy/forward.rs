@@ -289,10 +289,16 @@ impl Forwarder {
         };
         let pool = self.client.pool(&picked.endpoint);
         let edits = self.edits(&exchange, &picked.endpoint);
-        let request = origin_form(exchange.request);
+        // The request goes straight into what is prepared: a local between them would be one
+        // more move of it.
         let prepared = match upgrade {
-            None => self.client.prepare(&pool, &picked.endpoint, request, edits),
-            Some(upgrade) => Prepared::for_upgrade(request, edits, upgrade),
+            None => self.client.prepare(
+                &pool,
+                &picked.endpoint,
+                origin_form(exchange.request),
+                edits,
+            ),
+            Some(upgrade) => Prepared::for_upgrade(origin_form(exchange.request), edits, upgrade),
         };
         self.complete(picked, &pool, prepared).await
     }

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use pin_project::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use weir_filters::{Body, BoxError};
@@ -103,37 +103,51 @@ pub async fn serve_with<H, F>(
             timeouts,
             wait: timeouts.read.map(|limit| Arc::new(HeadWait::new(limit))),
         };
-        let mut stop = Stop::new(shutdown.clone());
-        connections.spawn(async move {
-            let Some(config) = tls_config else {
-                return serve_connection(stream, serving, stop).await;
-            };
-            // A handshake under way when shutdown starts is given up: no request came yet.
-            let stopping = std::future::poll_fn(|cx| match stop.poll_stopping(cx) {
-                true => Poll::Ready(None),
-                false => Poll::Pending,
-            });
-            let accepted = tokio::select! {
-                stream = tls::accept(config, stream, timeouts.read) => stream,
-                none = stopping => none,
-            };
-            let Some(stream) = accepted else {
-                return;
-            };
-            if tls::is_h2(&stream) {
-                let head_timer = HeadTimer::new(serving.wait.as_deref());
-                let io = Replayed::new(BytesMut::new(), stream);
-                serve_hyper(io, true, serving, stop, head_timer).await;
-            } else {
-                serve_connection(stream, serving, stop).await;
-            }
-        });
+        let stop = Stop::new(shutdown.clone());
+        // Spawned as they are, not inside another future: a plain connection's task polls
+        // weir's server with nothing in between.
+        match tls_config {
+            None => connections.spawn(serve_connection(stream, serving, stop)),
+            Some(config) => connections.spawn(serve_tls(config, stream, serving, stop)),
+        };
         while connections.try_join_next().is_some() {}
     }
     let _ = tokio::time::timeout(DRAIN, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Runs the TLS handshake on a connection, then serves it: HTTP/2 (chosen by ALPN) on hyper,
+/// anything else as a plain connection is served.
+async fn serve_tls<H, F>(
+    config: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    serving: Serving<H>,
+    mut stop: Stop,
+) where
+    H: Fn(Request<Body>, Conn) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    // A handshake under way when shutdown starts is given up: no request came yet.
+    let stopping = std::future::poll_fn(|cx| match stop.poll_stopping(cx) {
+        true => Poll::Ready(None),
+        false => Poll::Pending,
+    });
+    let accepted = tokio::select! {
+        stream = tls::accept(config, stream, serving.timeouts.read) => stream,
+        none = stopping => none,
+    };
+    let Some(stream) = accepted else {
+        return;
+    };
+    if tls::is_h2(&stream) {
+        let head_timer = HeadTimer::new(serving.wait.as_deref());
+        let io = Replayed::new(BytesMut::new(), stream);
+        serve_hyper(io, true, serving, stop, head_timer).await;
+    } else {
+        serve_connection(stream, serving, stop).await;
+    }
 }
 
 /// Serves a connection: on weir's own HTTP/1 server, then on hyper from the first request it
