@@ -319,6 +319,7 @@ impl GatewayBuilder {
             self.admin_listen,
             sha256,
         ));
+        reloader.watch_certificates();
         let watch = match &self.origin {
             Origin::File(path) => {
                 let reloader = reloader.clone();

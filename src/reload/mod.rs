@@ -107,6 +107,8 @@ pub struct Reloader {
     status: Mutex<ConfigStatus>,
     lock: tokio::sync::Mutex<()>,
     files: files::FileWatches,
+    /// The watches of the running config's TLS certificate and key, with their paths.
+    certificates: Mutex<Vec<(PathBuf, watch::FileWatch)>>,
 }
 
 impl Reloader {
@@ -141,6 +143,7 @@ impl Reloader {
             status: Mutex::new(status),
             lock: tokio::sync::Mutex::new(()),
             files,
+            certificates: Mutex::default(),
         }
     }
 
@@ -162,6 +165,44 @@ impl Reloader {
             snapshot.config.admin.listen = addr;
         }
         Ok((snapshot, sha256_hex(&source.text)))
+    }
+
+    /// Watches the TLS certificate and key the running config names, so that a renewal
+    /// written in place (certbot, cert-manager, a Kubernetes secret) reloads the config as
+    /// saving it would. Called at start-up and after each reload; the watches follow the
+    /// paths. Needs a Tokio runtime.
+    pub fn watch_certificates(self: &Arc<Self>) {
+        let snapshot = self.shared.snapshot.load();
+        let paths: Vec<PathBuf> = snapshot
+            .config
+            .server
+            .ssl
+            .iter()
+            .flat_map(|ssl| [ssl.certificate.clone(), ssl.private_key.clone()])
+            .collect();
+        let mut watches = self.certificates.lock().unwrap_or_else(|e| e.into_inner());
+        if watches.iter().map(|(path, _)| path).eq(paths.iter()) {
+            return;
+        }
+        watches.clear();
+        for path in paths {
+            let reloader = Arc::downgrade(self);
+            let watched = watch::watch_file(&path, snapshot.config.reload.debounce, move || {
+                let reloader = reloader.clone();
+                async move {
+                    if let Some(reloader) = reloader.upgrade() {
+                        let _ = reloader.reload("TLS certificate or key changed").await;
+                    }
+                }
+            });
+            match watched {
+                Ok(watch) => watches.push((path, watch)),
+                Err(e) => tracing::warn!(
+                    file = %path.display(),
+                    "cannot watch the file for changes ({e}); a renewed certificate takes effect at the next reload"
+                ),
+            }
+        }
     }
 
     /// The gateway's shared state.
@@ -207,7 +248,11 @@ impl Reloader {
             )))
         });
         match built {
-            Ok((snapshot, sha256)) => Ok(self.swap(snapshot, sha256, trigger)),
+            Ok((snapshot, sha256)) => {
+                let status = self.swap(snapshot, sha256, trigger);
+                self.watch_certificates();
+                Ok(status)
+            }
             Err(errors) => {
                 self.fail(&errors, trigger);
                 Err(errors)

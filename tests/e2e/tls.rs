@@ -374,6 +374,47 @@ async fn a_reload_that_removes_tls_keeps_the_current_certificate_until_a_restart
 }
 
 #[tokio::test]
+async fn a_certificate_renewed_in_place_is_picked_up_without_being_asked() {
+    let origin = origin().await;
+    let (cert, key) = (scratch_file("watched.crt"), scratch_file("watched.key"));
+    std::fs::copy(cert_path("localhost-1.crt"), &cert).expect("copy");
+    std::fs::copy(cert_path("localhost-1.key"), &key).expect("copy");
+    let yaml = format!(
+        "server:\n  listen: 127.0.0.1:0\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\nadmin:\n  listen: 127.0.0.1:0\nreload:\n  debounce: 50ms\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
+        cert.display(),
+        key.display(),
+        origin.addr
+    );
+    let file = write_config("tls-watched.yaml", &yaml);
+    let running = weir::Gateway::builder()
+        .config_file(&file)
+        .start()
+        .await
+        .expect("start");
+    let addr = running.listen_addr();
+    let first = connect(addr, &[b"http/1.1"]).await;
+    assert!(contains(
+        &peer_certificate(&first),
+        b"weir test localhost 1"
+    ));
+    // What certbot does: the new pair written over the old; no signal, no admin call.
+    std::fs::copy(cert_path("localhost-2.crt"), &cert).expect("copy");
+    std::fs::copy(cert_path("localhost-2.key"), &key).expect("copy");
+    let renewed = tokio::time::timeout(WAIT, async {
+        loop {
+            let stream = connect(addr, &[b"http/1.1"]).await;
+            if contains(&peer_certificate(&stream), b"weir test localhost 2") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(renewed.is_ok(), "the renewed certificate was not taken up");
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn unusable_certificates_are_config_errors_that_say_what_to_write() {
     let origin = origin().await;
     let cases = [
