@@ -708,6 +708,8 @@ impl Loader<'_> {
             .any(|known| key_is(name, known))
             {
                 self.error(k.pos, format!("`server.ssl.{name}`: weir reads PEM files, not keystores; convert one with `openssl pkcs12 -in keystore.p12 -nodes -out tls.pem` and write `certificate:` (the certificate chain) and `certificate-private-key:` (the key)"));
+            } else if key_is(name, "certificate-private-key-password") {
+                self.error(k.pos, "`server.ssl.certificate-private-key-password`: weir reads unencrypted keys; decrypt it once (`openssl pkey -in tls.key -out tls-plain.key`), keep the file readable only by weir, and name that file in `certificate-private-key:`");
             } else if key_is(name, "client-auth") {
                 let mode = self
                     .text(value, "server.ssl.client-auth")
@@ -726,6 +728,20 @@ impl Loader<'_> {
             self.error(node.pos, "`server.ssl` needs both `certificate:` (a PEM file of the certificate chain) and `certificate-private-key:` (a PEM file of its key)");
             return None;
         };
+        // Spring's `file:` prefix names a plain path; `classpath:` has no meaning outside a jar.
+        let strip = |loader: &mut Self, path: String, pos: Pos, what: &str| {
+            if path.starts_with("classpath:") {
+                loader.error(pos, format!("`server.ssl.{what}`: `classpath:` resources do not exist outside a Java application; write the file's path"));
+                return None;
+            }
+            Some(
+                path.strip_prefix("file:")
+                    .map_or(path.clone(), str::to_string),
+            )
+        };
+        let certificate = strip(self, certificate, cert_pos, "certificate");
+        let key = strip(self, key, key_pos, "certificate-private-key");
+        let (certificate, key) = (certificate?, key?);
         let read = |loader: &mut Self, path: &str, pos: Pos, what: &str| match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
@@ -1310,6 +1326,17 @@ mod tests {
                 .contains("does not verify client certificates"),
             "{e}"
         );
+        let spring = pair
+            .replace("certificate: ", "certificate: file:")
+            .replace("private-key: ", "private-key: file:");
+        assert!(load_str(&spring).unwrap().server.ssl.is_some());
+        let e = load_str(&pair.replace("certificate: ", "certificate: classpath:")).unwrap_err();
+        assert!(e.to_string().contains("write the file's path"), "{e}");
+        let e = load_str(&format!(
+            "{pair}    certificate-private-key-password: secret\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("openssl pkey"), "{e}");
         let e = load_str("server:\n  ssl:\n    enabled: yes\n").unwrap_err();
         assert!(e.to_string().contains("true or false"), "{e}");
     }
