@@ -97,6 +97,9 @@ pub fn open<B>(response: &mut Response<B>) {
         return;
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // A filter answered something else: the client is not told of a switch either.
+        response.headers_mut().remove(header::UPGRADE);
+        response.headers_mut().remove(header::CONNECTION);
         return;
     }
     tokio::spawn(async move {

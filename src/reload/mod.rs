@@ -107,8 +107,8 @@ pub struct Reloader {
     status: Mutex<ConfigStatus>,
     lock: tokio::sync::Mutex<()>,
     files: files::FileWatches,
-    /// The watches of the running config's TLS certificate and key, with their paths.
-    certificates: Mutex<Vec<(PathBuf, watch::FileWatch)>>,
+    /// The watch of the running config's TLS certificate and key, with their paths.
+    certificates: Mutex<Option<(Vec<PathBuf>, watch::FileWatch)>>,
 }
 
 impl Reloader {
@@ -169,7 +169,7 @@ impl Reloader {
 
     /// Watches the TLS certificate and key the running config names, so that a renewal
     /// written in place (certbot, cert-manager, a Kubernetes secret) reloads the config as
-    /// saving it would. Called at start-up and after each reload; the watches follow the
+    /// saving it would. Called at start-up and after each reload; the watch follows the
     /// paths. Needs a Tokio runtime.
     pub fn watch_certificates(self: &Arc<Self>) {
         let snapshot = self.shared.snapshot.load();
@@ -180,28 +180,32 @@ impl Reloader {
             .iter()
             .flat_map(|ssl| [ssl.certificate.clone(), ssl.private_key.clone()])
             .collect();
-        let mut watches = self.certificates.lock().unwrap_or_else(|e| e.into_inner());
-        if watches.iter().map(|(path, _)| path).eq(paths.iter()) {
+        let mut watched = self.certificates.lock().unwrap_or_else(|e| e.into_inner());
+        if watched
+            .as_ref()
+            .map_or(paths.is_empty(), |(now, _)| *now == paths)
+        {
             return;
         }
-        watches.clear();
-        for path in paths {
-            let reloader = Arc::downgrade(self);
-            let watched = watch::watch_file(&path, snapshot.config.reload.debounce, move || {
-                let reloader = reloader.clone();
-                async move {
-                    if let Some(reloader) = reloader.upgrade() {
-                        let _ = reloader.reload("TLS certificate or key changed").await;
-                    }
+        *watched = None;
+        if paths.is_empty() {
+            return;
+        }
+        // One watch over both files: a renewal rewrites them together, and is one reload.
+        let reloader = Arc::downgrade(self);
+        let watch = watch::watch_files(&paths, snapshot.config.reload.debounce, move || {
+            let reloader = reloader.clone();
+            async move {
+                if let Some(reloader) = reloader.upgrade() {
+                    let _ = reloader.reload("TLS certificate or key changed").await;
                 }
-            });
-            match watched {
-                Ok(watch) => watches.push((path, watch)),
-                Err(e) => tracing::warn!(
-                    file = %path.display(),
-                    "cannot watch the file for changes ({e}); a renewed certificate takes effect at the next reload"
-                ),
             }
+        });
+        match watch {
+            Ok(watch) => *watched = Some((paths, watch)),
+            Err(e) => tracing::warn!(
+                "cannot watch the TLS certificate and key for changes ({e}); a renewed certificate takes effect at the next reload"
+            ),
         }
     }
 

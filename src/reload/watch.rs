@@ -47,24 +47,50 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let file_name: OsString = path.file_name().map(OsString::from).unwrap_or_default();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    watch_files(
+        std::slice::from_ref(&path.to_path_buf()),
+        debounce,
+        on_change,
+    )
+}
+
+/// Calls `on_change` after each burst of changes to any of `paths`: files that change
+/// together (a certificate and its key) give one call.
+pub fn watch_files<F, Fut>(
+    paths: &[PathBuf],
+    debounce: Duration,
+    on_change: F,
+) -> notify::Result<FileWatch>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    // The names to look for, and the directories to watch (each once).
+    let mut names: Vec<OsString> = vec![OsString::from("..data")];
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut watch_dir = |dir: PathBuf| {
+        let key = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+            dirs.push(dir);
+        }
     };
-    // When the file is a symlink, its target's directory is watched too, so that an in-place
-    // write to the target is seen.
-    let target = std::fs::canonicalize(path).ok();
-    let mut dirs = vec![parent];
-    if let Some(dir) = target.as_ref().and_then(|t| t.parent()) {
-        if std::fs::canonicalize(&dirs[0]).ok().as_deref() != Some(dir) {
-            dirs.push(dir.to_path_buf());
+    for path in paths {
+        names.extend(path.file_name().map(OsString::from));
+        watch_dir(match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+        // When the file is a symlink, its target's directory is watched too, so that an
+        // in-place write to the target is seen.
+        if let Ok(target) = std::fs::canonicalize(path) {
+            names.extend(target.file_name().map(OsString::from));
+            if let Some(dir) = target.parent() {
+                watch_dir(dir.to_path_buf());
+            }
         }
     }
-    let target_name = target
-        .as_ref()
-        .and_then(|t| t.file_name())
-        .map(OsString::from);
 
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -73,10 +99,8 @@ where
             return;
         }
         let relevant = event.paths.iter().any(|p| {
-            let name = p.file_name();
-            name == Some(file_name.as_os_str())
-                || name == Some(std::ffi::OsStr::new("..data"))
-                || (target_name.is_some() && name == target_name.as_deref())
+            p.file_name()
+                .is_some_and(|name| names.iter().any(|n| n == name))
         });
         if relevant {
             let _ = tx.send(());

@@ -222,21 +222,31 @@ async fn serve_hyper<S, H, F>(
     // Runs the connection until it ends or its read timeout passes; when shutdown starts,
     // asks it to finish what is in progress and goes on.
     let mut stopping = false;
+    // HTTP/2 idle for the read timeout is sent GOAWAY; if it has not ended another read
+    // timeout later (a client that never answers GOAWAY's PING keeps it open), it is dropped.
+    let mut going_away: Option<Pin<Box<Sleep>>> = None;
     let ended = std::future::poll_fn(|cx| {
         if let Poll::Ready(result) = connection.as_mut().poll(cx) {
             return Poll::Ready(Some(result));
         }
         if let Some(wait) = &wait {
-            if !stopping && head_timer.poll_timed_out(cx, wait) {
+            if going_away.is_none() && head_timer.poll_timed_out(cx, wait) {
                 if !framing.is_http2() {
                     return Poll::Ready(None);
                 }
-                // HTTP/2 idle for the whole limit: told to go away (GOAWAY), it ends once
-                // whatever just started has finished.
-                stopping = true;
-                connection.as_mut().graceful_shutdown();
+                going_away = Some(Box::pin(tokio::time::sleep(wait.limit)));
+                if !stopping {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                // The connection may be done now, and the deadline needs a first poll.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
+            }
+        }
+        if let Some(deadline) = &mut going_away {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
             }
         }
         if !stopping && stop.poll_stopping(cx) {
@@ -249,7 +259,7 @@ async fn serve_hyper<S, H, F>(
     })
     .await;
     let Some(result) = ended else {
-        tracing::debug!(peer = %peer, "no request head within server.read-timeout");
+        tracing::debug!(peer = %peer, "no request within server.read-timeout");
         return;
     };
     if let Err(e) = result {

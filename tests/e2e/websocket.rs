@@ -323,6 +323,7 @@ async fn a_101_that_a_filter_replaces_opens_no_tunnel() {
         .expect("write");
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("upgrade"), "{head}");
     // The upstream agreed to switch; the switch it was told of is dropped with the 101, and
     // its connection closed, while the client still holds its own.
     origin.a_tunnel_ended().await;
