@@ -7,7 +7,9 @@
 #                         switches of all its threads, voluntary or not
 #   median N...           the median of the numbers
 #   to_us VALUE           a wrk latency (us, ms, s) in microseconds
-#   wrk_round PID URL     one wrk round (--latency -t1 -c$CONNS -d$DURATION, under $PIN):
+#   wrk_round PID URL [WRK_ARG...]
+#                         one wrk round (--latency -t1 -c$CONNS -d$DURATION, any WRK_ARGs,
+#                         under $PIN):
 #                         prints requests/s p50 p99 PID's-CPU-us-per-request errors, then
 #                         the part of that CPU time spent in the kernel (us per request) and
 #                         PID's context switches per request
@@ -18,12 +20,14 @@
 #                         blocks given, under $PIN when it is set; its pid goes to pids
 #   start_nginx NAME BODY  starts nginx (one worker, access log off, under $PIN when set) in
 #                         $work/NAME with BODY inside its http block; its pid goes to pids
-#   start_nginx_proxy PORT ORIGIN_PORT
+#   start_nginx_proxy PORT ORIGIN_PORT [LISTEN_OPTIONS [SERVER_LINES]]
 #                         starts nginx as the reverse proxy weir is measured against (one
 #                         worker, upstream keepalive, keepalive_requests high, no access log,
 #                         no response buffering) on 127.0.0.1:PORT in front of the origin,
 #                         under $PIN when it is set; its master's pid goes to pids, and
-#                         $work/proxy/nginx.pid names it
+#                         $work/proxy/nginx.pid names it. LISTEN_OPTIONS (e.g. ssl) go on
+#                         its listen line, SERVER_LINES (e.g. ssl_certificate ...) in its
+#                         server block
 #
 # Sourcing it also makes a scratch directory, $work, and an array, pids, of processes to
 # kill on exit; both are cleaned up when the script ends.
@@ -65,7 +69,7 @@ to_us() {
 wrk_round() {
   local u0 s0 c0 u1 s1 c1 out requests rps p50 p99 errors
   read -r u0 s0 c0 < <(counts "$1")
-  out=$(${PIN:-} wrk --latency -t1 -c"$CONNS" -d"$DURATION" "$2")
+  out=$(${PIN:-} wrk --latency -t1 -c"$CONNS" -d"$DURATION" "${@:3}" "$2")
   read -r u1 s1 c1 < <(counts "$1")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -114,7 +118,8 @@ start_nginx_proxy() {
     keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:$1;
+    listen 127.0.0.1:$1 ${3:-};
+    ${4:-}
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
