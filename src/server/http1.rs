@@ -151,8 +151,13 @@ where
             deadline,
             ..serving.conn
         };
-        let Some(response) = answer(&mut stream, &mut read, (serving.handler)(request, conn)).await
-        else {
+        // The handler's future (nearly 2 KiB for the gateway's) is pinned where it is made and
+        // polled through a reference: passed by value, it would be copied in, and again to pin.
+        let response = {
+            let handled = pin!((serving.handler)(request, conn));
+            answer(&mut stream, &mut read, handled).await
+        };
+        let Some(response) = response else {
             return Ended::Closed;
         };
 
@@ -243,15 +248,14 @@ fn poll_client_gone<S: AsyncRead + Unpin>(
     matches!(poll_read(cx, stream, read), Poll::Ready(Ok(0) | Err(_)))
 }
 
-/// The handler's answer, or `None` if the client went away first (the answer is then dropped,
-/// which cancels whatever it was waiting for).
-async fn answer<S: AsyncRead + Unpin, F: Future<Output = Response<Body>>>(
-    stream: &mut S,
-    read: &mut BytesMut,
-    response: F,
-) -> Option<Response<Body>> {
-    let mut response = pin!(response);
-    poll_fn(|cx| {
+/// The handler's answer, or `None` if the client went away first (the caller then drops the
+/// handler's future, which cancels whatever it was waiting for).
+fn answer<'a, S: AsyncRead + Unpin, F: Future<Output = Response<Body>>>(
+    stream: &'a mut S,
+    read: &'a mut BytesMut,
+    mut response: Pin<&'a mut F>,
+) -> impl Future<Output = Option<Response<Body>>> + 'a {
+    poll_fn(move |cx| {
         if let Poll::Ready(response) = response.as_mut().poll(cx) {
             return Poll::Ready(Some(response));
         }
@@ -260,7 +264,6 @@ async fn answer<S: AsyncRead + Unpin, F: Future<Output = Response<Body>>>(
         }
         Poll::Pending
     })
-    .await
 }
 
 /// What the start of a connection's read buffer holds.
