@@ -440,10 +440,13 @@ mod tests {
         };
         let next = if lends {
             let lent = lent.clone();
-            HttpService::from_fns(owned, move |_: &Exchange| {
-                lent.fetch_add(1, Ordering::Relaxed);
-                Some(Box::pin(std::future::ready(failure())) as BoxFuture)
-            })
+            HttpService::from_fns(
+                move |e| Box::pin(owned(e)) as BoxFuture,
+                move |_: &Exchange| {
+                    lent.fetch_add(1, Ordering::Relaxed);
+                    Some(Box::pin(std::future::ready(failure())) as BoxFuture)
+                },
+            )
         } else {
             HttpService::from_fn(owned)
         };

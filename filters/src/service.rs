@@ -52,14 +52,13 @@ struct LendingFnService<F, G> {
     borrowed: G,
 }
 
-impl<F, G, Fut> Erased for LendingFnService<F, G>
+impl<F, G> Erased for LendingFnService<F, G>
 where
-    F: Fn(Exchange) -> Fut + Send + Sync,
+    F: Fn(Exchange) -> BoxFuture + Send + Sync,
     G: Fn(&Exchange) -> Option<BoxFuture> + Send + Sync,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     fn call(&self, exchange: Exchange) -> BoxFuture {
-        Box::pin((self.owned)(exchange))
+        (self.owned)(exchange)
     }
 
     fn call_borrowed(&self, exchange: &Exchange) -> Option<BoxFuture> {
@@ -115,15 +114,15 @@ impl HttpService {
         Self(Arc::new(FnService(f)))
     }
 
-    /// A service from two functions: `owned`, an async function, takes the exchange;
-    /// `borrowed` sends a lent one when it can, returning a future that needs nothing more of
-    /// the exchange, and returns `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
-    /// lends it instead.
-    pub fn from_fns<F, G, Fut>(owned: F, borrowed: G) -> Self
+    /// A service from two functions: `owned` takes the exchange; `borrowed` sends a lent one
+    /// when it can, returning a future that needs nothing more of the exchange, and returns
+    /// `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
+    /// lends it instead. Both return their future boxed: a service that does its work before
+    /// its first await boxes only what it awaits.
+    pub fn from_fns<F, G>(owned: F, borrowed: G) -> Self
     where
-        F: Fn(Exchange) -> Fut + Send + Sync + 'static,
+        F: Fn(Exchange) -> BoxFuture + Send + Sync + 'static,
         G: Fn(&Exchange) -> Option<BoxFuture> + Send + Sync + 'static,
-        Fut: Future<Output = Response<Body>> + Send + 'static,
     {
         Self(Arc::new(LendingFnService { owned, borrowed }))
     }

@@ -88,10 +88,7 @@ impl Forwarder {
         let this = Arc::new(self);
         let lent = this.clone();
         HttpService::from_fns(
-            move |exchange| {
-                let this = this.clone();
-                async move { this.forward(exchange).await }
-            },
+            move |exchange| this.forward(exchange),
             move |exchange| lent.forward_borrowed(exchange),
         )
     }
@@ -280,12 +277,14 @@ impl Failing {
 }
 
 impl Forwarder {
-    /// Sends the exchange, taken.
-    async fn forward(&self, mut exchange: Exchange) -> Response<Body> {
+    /// Sends the exchange, taken. The exchange is used up before the returned future starts:
+    /// only what it sends is kept in it (the future is boxed, so every byte of it is copied
+    /// once per request).
+    fn forward(self: &Arc<Self>, mut exchange: Exchange) -> BoxFuture {
         let upgrade = upgrade::take(&mut exchange.request);
         let picked = match self.pick(&exchange) {
             Ok(picked) => picked,
-            Err(response) => return response,
+            Err(response) => return Box::pin(std::future::ready(response)),
         };
         let pool = self.client.pool(&picked.endpoint);
         let edits = self.edits(&exchange, &picked.endpoint);
@@ -300,7 +299,7 @@ impl Forwarder {
             ),
             Some(upgrade) => Prepared::for_upgrade(origin_form(exchange.request), edits, upgrade),
         };
-        self.complete(picked, &pool, prepared).await
+        Box::pin(self.clone().complete(picked, pool, prepared))
     }
 
     /// Sends a lent exchange without a body, when weir's own HTTP/1 client can (its head is
@@ -337,10 +336,7 @@ impl Forwarder {
                     Prepared::for_hyper(origin_form(copy), edits)
                 }
             };
-        let this = self.clone();
-        Some(Box::pin(async move {
-            this.complete(picked, &pool, prepared).await
-        }))
+        Some(Box::pin(self.clone().complete(picked, pool, prepared)))
     }
 
     /// The upstream for the exchange: a fixed one, or an instance of its service, recorded in
@@ -392,9 +388,9 @@ impl Forwarder {
     /// Sends what was prepared for the picked upstream, maps a failure to its answer, and
     /// reports the outcome to the balancer.
     async fn complete(
-        &self,
+        self: Arc<Self>,
         picked: Picked,
-        pool: &Arc<HostPool>,
+        pool: Arc<HostPool>,
         prepared: Prepared,
     ) -> Response<Body> {
         let Picked {
@@ -421,11 +417,11 @@ impl Forwarder {
         // for every request) would otherwise keep room for it twice.
         let result = match self.response_timeout {
             Some(limit) => {
-                tokio::time::timeout(limit, self.client.send_prepared(pool, &endpoint, prepared))
+                tokio::time::timeout(limit, self.client.send_prepared(&pool, &endpoint, prepared))
                     .await
                     .map_err(|_| limit)
             }
-            None => Ok(self.client.send_prepared(pool, &endpoint, prepared).await),
+            None => Ok(self.client.send_prepared(&pool, &endpoint, prepared).await),
         };
         let response = match result {
             Ok(Ok(response)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
