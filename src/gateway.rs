@@ -1,12 +1,14 @@
 //! Running a gateway: the builder that custom factories are registered with, the shared state
 //! every request reads, the listeners, and what reloads the config.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -62,8 +64,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Handles one request from the main listener.
-    pub async fn handle(&self, request: Request<Body>, conn: Conn) -> Response<Body> {
+    /// Handles one request from the main listener. The request is checked and its route's
+    /// chain started before the returned future is: the future (which the connection holds,
+    /// and moves, for every request) keeps only what it awaits and what the metrics need.
+    pub fn handle(
+        self: &Arc<Self>,
+        request: Request<Body>,
+        conn: Conn,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let start = Instant::now();
         let snapshot = self.snapshot.load_full();
         let (mut parts, body) = request.into_parts();
@@ -94,14 +102,18 @@ impl Shared {
                 response.status().as_u16(),
                 start.elapsed(),
             );
-            return response;
+            return Either::Left(std::future::ready(response));
         }
         let request = Request::from_parts(parts, body);
-        let (response, route) = dispatch(&snapshot.table, request, conn, request_id, 0).await;
-        let route = route.as_ref().unwrap_or(&self.unmatched);
-        self.metrics
-            .record(route, &method, response.status().as_u16(), start.elapsed());
-        response
+        let dispatched = dispatch(&snapshot.table, request, conn, request_id, 0);
+        let this = self.clone();
+        Either::Right(async move {
+            let (response, route) = dispatched.await;
+            let route = route.as_ref().unwrap_or(&this.unmatched);
+            this.metrics
+                .record(route, &method, response.status().as_u16(), start.elapsed());
+            response
+        })
     }
 }
 
@@ -390,10 +402,7 @@ impl GatewayBuilder {
             main,
             {
                 let shared = shared.clone();
-                move |request, conn| {
-                    let shared = shared.clone();
-                    async move { shared.handle(request, conn).await }
-                }
+                move |request, conn| shared.handle(request, conn)
             },
             shutdown_rx.clone(),
             server::Timeouts {

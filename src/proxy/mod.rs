@@ -10,8 +10,11 @@ pub mod normalize;
 pub mod raw_framing;
 pub(crate) mod upgrade;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use futures_util::future::Either;
 
 use http::{header, Request, Response, StatusCode};
 use weir_filters::{error_response, Body, Exchange};
@@ -46,13 +49,17 @@ pub fn request_host<B>(request: &Request<B>) -> Option<&str> {
 
 /// Finds the route for `request` in `table` and runs its chain. Returns the response and the
 /// id of the route that took the request, if one did.
-pub async fn dispatch(
+///
+/// The route is found and its chain started before the returned future is: the future holds
+/// only the chain's (boxed) future and what an error answer needs, not the request or the
+/// table.
+pub fn dispatch(
     table: &RouteTable,
     mut request: Request<Body>,
     conn: Conn,
     request_id: u64,
     forwards: u8,
-) -> (Response<Body>, Option<Arc<str>>) {
+) -> impl Future<Output = (Response<Body>, Option<Arc<str>>)> + Send + 'static {
     if request.headers().get(header::HOST).is_none() {
         // HTTP/2 carries the host in the URI; give filters and upstreams a Host header.
         if let Some(value) = request
@@ -89,7 +96,7 @@ pub async fn dispatch(
             None,
             request_id,
         );
-        return (response, None);
+        return Either::Left(std::future::ready((response, None)));
     };
     // Kept for a timeout's error body: a clone of the uri shares its bytes.
     let uri = conn.deadline.map(|_| request.uri().clone());
@@ -108,28 +115,32 @@ pub async fn dispatch(
         cut_off: None,
     };
     let handled = route.service.handle(exchange);
-    let response = match conn.deadline {
-        None => handled.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, handled).await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::warn!(
-                    route = %route.id,
-                    request_id = format_args!("{request_id:016x}"),
-                    status = 504,
-                    "no response within server.write-timeout"
-                );
-                error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "no response within the gateway's write timeout",
-                    uri.as_ref().map_or("/", |uri| uri.path()),
-                    Some(&route.id),
-                    request_id,
-                )
-            }
-        },
-    };
-    (response, Some(route.id.clone()))
+    let route_id = route.id.clone();
+    let deadline = conn.deadline;
+    Either::Right(async move {
+        let response = match deadline {
+            None => handled.await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, handled).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(
+                        route = %route_id,
+                        request_id = format_args!("{request_id:016x}"),
+                        status = 504,
+                        "no response within server.write-timeout"
+                    );
+                    error_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "no response within the gateway's write timeout",
+                        uri.as_ref().map_or("/", |uri| uri.path()),
+                        Some(&route_id),
+                        request_id,
+                    )
+                }
+            },
+        };
+        (response, Some(route_id))
+    })
 }
 
 /// An error and its causes, as one line.
