@@ -108,6 +108,9 @@ impl Shared {
         let dispatched = dispatch(&snapshot.table, request, conn, request_id, 0);
         let this = self.clone();
         Either::Right(async move {
+            // The request finishes on the snapshot it started on, even if a reload replaces
+            // it meanwhile (`forward:` routes look their table up through it).
+            let _snapshot = snapshot;
             let (response, route) = dispatched.await;
             let route = route.as_ref().unwrap_or(&this.unmatched);
             this.metrics
