@@ -66,7 +66,8 @@ pub struct Shared {
 impl Shared {
     /// Handles one request from the main listener. The request is checked and its route's
     /// chain started before the returned future is: the future (which the connection holds,
-    /// and moves, for every request) keeps only what it awaits and what the metrics need.
+    /// and moves, for every request) keeps only what it awaits, what the metrics need, and
+    /// the snapshot the request started on.
     pub fn handle(
         self: &Arc<Self>,
         request: Request<Body>,

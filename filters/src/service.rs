@@ -46,7 +46,7 @@ where
 
 struct FnService<F>(F);
 
-/// An async function for exchanges taken, and one for exchanges lent.
+/// A function for exchanges taken and one for exchanges lent, each returning its future boxed.
 struct LendingFnService<F, G> {
     owned: F,
     borrowed: G,
@@ -118,7 +118,10 @@ impl HttpService {
     /// when it can, returning a future that needs nothing more of the exchange, and returns
     /// `None` when it cannot. A layer that would otherwise copy an exchange it keeps (Retry)
     /// lends it instead. Both return their future boxed: a service that does its work before
-    /// its first await boxes only what it awaits.
+    /// its first await boxes only what it awaits. Work done before the future is returned
+    /// happens when the chain is called; the future may still be dropped unpolled (the client
+    /// gone), so anything taken for it (a pooled connection, a permit) must be given back
+    /// when it is dropped.
     pub fn from_fns<F, G>(owned: F, borrowed: G) -> Self
     where
         F: Fn(Exchange) -> BoxFuture + Send + Sync + 'static,

@@ -208,6 +208,17 @@ pub struct PlainHead {
     method: Method,
 }
 
+impl Drop for PlainHead {
+    /// A head never sent (the future that would have sent it was dropped first) gives its
+    /// pooled connection back as it found it.
+    fn drop(&mut self) {
+        if let Some(mut connection) = self.pooled.take() {
+            connection.head.clear();
+            connection.release();
+        }
+    }
+}
+
 impl Client {
     /// A client that gives up connecting after `connect_timeout`.
     pub fn new(connect_timeout: Duration, limits: PoolLimits) -> Self {
@@ -302,8 +313,8 @@ impl Client {
     }
 
     /// Sends what [`Client::prepare`] or [`Client::prepare_plain`] readied for `endpoint`. A
-    /// future dropped before it is polled sends nothing and closes the pooled connection it
-    /// took, if any.
+    /// future dropped before it is polled sends nothing and gives the pooled connection it
+    /// took, if any, back to the pool.
     pub fn send_prepared<'a>(
         &'a self,
         pool: &'a Arc<HostPool>,
@@ -425,11 +436,10 @@ impl Client {
         endpoint: &Endpoint,
         plain: PlainHead,
     ) -> Result<Response<Body>, ClientError> {
-        let PlainHead {
-            mut pooled,
-            mut head,
-            method,
-        } = plain;
+        let mut plain = plain;
+        let mut pooled = plain.pooled.take();
+        let mut head = std::mem::take(&mut plain.head);
+        let method = std::mem::replace(&mut plain.method, Method::GET);
         loop {
             let (mut connection, reused) = match pooled.take() {
                 Some(connection) => (connection, true),

@@ -52,7 +52,8 @@ pub fn request_host<B>(request: &Request<B>) -> Option<&str> {
 ///
 /// The route is found and its chain started before the returned future is: the future holds
 /// only the chain's (boxed) future and what an error answer needs, not the request or the
-/// table.
+/// table. The caller keeps the table alive until the future ends: `forward:` routes look it
+/// up through a weak reference when their future runs.
 pub fn dispatch(
     table: &RouteTable,
     mut request: Request<Body>,

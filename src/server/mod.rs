@@ -204,9 +204,12 @@ async fn serve_hyper<S, H, F>(
             framing: service_framing.next_request(),
             ..conn
         };
-        let response = handler(request.map(Body::Incoming), conn);
+        // Called inside the future: hyper calls this closure on the connection's task (for
+        // HTTP/2, every stream's), and may drop the future unpolled; the handler's synchronous
+        // part (routing, the chain's first steps) belongs to the request's own task.
+        let handler = handler.clone();
         async move {
-            let mut response = response.await;
+            let mut response = handler(request.map(Body::Incoming), conn).await;
             // A WebSocket's 101: its tunnel opens once hyper has written it.
             crate::proxy::upgrade::open(&mut response);
             Ok::<_, Infallible>(response.map(|body| TimedBody::new(body, deadline, busy)))
