@@ -5,7 +5,7 @@
 //! The certificates under `certs/` are for these tests only: a CA and two certificates for
 //! `localhost`, 127.0.0.1 and ::1 that it signed, valid until 2126.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,29 +21,53 @@ use tokio_rustls::client::TlsStream;
 use crate::support::*;
 
 /// A file under `certs/`.
-pub fn cert_path(name: &str) -> PathBuf {
+fn cert_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/e2e/certs")
         .join(name)
 }
 
-/// A gateway with TLS on the main listener, certificate `n`, and one route to the origin.
-async fn tls_gateway(origin: &Origin, cert: &std::path::Path, key: &std::path::Path) -> Gw {
-    let yaml = format!(
-        r#"
-server:
-  ssl:
-    certificate: {}
-    certificate-private-key: {}
-gateway:
-  routes:
-  - id: all
-    uri: http://${{ORIGIN}}
-"#,
+/// `server.listen` on a port of the system's choosing, for a gateway started from a file.
+const LOCAL: &str = "  listen: 127.0.0.1:0\n";
+/// The admin listener likewise.
+const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
+
+/// The certificate and key of test pair `n` (1 or 2).
+pub fn pair(n: u8) -> (PathBuf, PathBuf) {
+    (
+        cert_path(&format!("localhost-{n}.crt")),
+        cert_path(&format!("localhost-{n}.key")),
+    )
+}
+
+/// Writes test pair `n` over `cert` and `key`, as a renewal would.
+fn write_pair(n: u8, cert: &Path, key: &Path) {
+    let (from_cert, from_key) = pair(n);
+    std::fs::copy(from_cert, cert).expect("copy the certificate");
+    std::fs::copy(from_key, key).expect("copy the key");
+}
+
+/// A config with TLS from `cert` and `key`, the `server:` settings in `server` (each line
+/// indented two spaces), other top-level sections in `rest`, and one route, `all`, to `uri`.
+pub fn tls_config(server: &str, (cert, key): (&Path, &Path), rest: &str, uri: &str) -> String {
+    format!(
+        "server:\n{server}  ssl:\n    certificate: {}\n    certificate-private-key: {}\n{rest}gateway:\n  routes:\n  - id: all\n    uri: {uri}\n",
         cert.display(),
         key.display()
-    );
+    )
+}
+
+/// A gateway with TLS from `cert` and `key` on the main listener, `server` settings, and one
+/// route to the origin.
+async fn tls_gateway(origin: &Origin, server: &str, (cert, key): (&Path, &Path)) -> Gw {
+    let yaml = tls_config(server, (cert, key), "", "http://${ORIGIN}");
     gateway(&yaml, Some(origin), &[]).await
+}
+
+/// [`tls_gateway`] with the first test pair and no other settings.
+async fn tls_gateway_1(origin: &Origin) -> Gw {
+    let (cert, key) = pair(1);
+    tls_gateway(origin, "", (&cert, &key)).await
 }
 
 /// A TLS connection to `addr` that trusts only the test CA and offers `alpn`.
@@ -125,12 +149,7 @@ fn request(method: &str, uri: &str, body: &'static str) -> Request<Full<Bytes>> 
 #[tokio::test]
 async fn https_http1_serves_requests_with_and_without_bodies() {
     let origin = origin().await;
-    let gw = tls_gateway(
-        &origin,
-        &cert_path("localhost-1.crt"),
-        &cert_path("localhost-1.key"),
-    )
-    .await;
+    let gw = tls_gateway_1(&origin).await;
     let stream = connect(gw.addr, &[b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     assert!(contains(
@@ -161,12 +180,7 @@ async fn https_http1_serves_requests_with_and_without_bodies() {
 #[tokio::test]
 async fn https_http2_is_chosen_by_alpn() {
     let origin = origin().await;
-    let gw = tls_gateway(
-        &origin,
-        &cert_path("localhost-1.crt"),
-        &cert_path("localhost-1.key"),
-    )
-    .await;
+    let gw = tls_gateway_1(&origin).await;
     let stream = connect(gw.addr, &[b"h2", b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, connection) =
@@ -191,12 +205,7 @@ async fn https_http2_is_chosen_by_alpn() {
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_told_to_use_https() {
     let origin = origin().await;
-    let gw = tls_gateway(
-        &origin,
-        &cert_path("localhost-1.crt"),
-        &cert_path("localhost-1.key"),
-    )
-    .await;
+    let gw = tls_gateway_1(&origin).await;
     let resp = raw_request(
         gw.addr,
         "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
@@ -210,12 +219,8 @@ async fn plain_http_on_the_tls_port_is_told_to_use_https() {
 #[tokio::test]
 async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_read_timeout() {
     let origin = origin().await;
-    let yaml = format!(
-        "server:\n  read-timeout: 300ms\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{ORIGIN}}\n",
-        cert_path("localhost-1.crt").display(),
-        cert_path("localhost-1.key").display()
-    );
-    let gw = gateway(&yaml, Some(&origin), &[]).await;
+    let (cert, key) = pair(1);
+    let gw = tls_gateway(&origin, "  read-timeout: 300ms\n", (&cert, &key)).await;
     let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
     // The first bytes of a TLS record header, and nothing more.
     stream.write_all(&[0x16, 0x03]).await.expect("write");
@@ -230,12 +235,8 @@ async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_read_timeou
 #[tokio::test]
 async fn an_idle_http2_connection_is_sent_away_at_the_read_timeout() {
     let origin = origin().await;
-    let yaml = format!(
-        "server:\n  read-timeout: 1s\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{ORIGIN}}\n",
-        cert_path("localhost-1.crt").display(),
-        cert_path("localhost-1.key").display()
-    );
-    let gw = gateway(&yaml, Some(&origin), &[]).await;
+    let (cert, key) = pair(1);
+    let gw = tls_gateway(&origin, "  read-timeout: 1s\n", (&cert, &key)).await;
     let stream = connect(gw.addr, &[b"h2"]).await;
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -260,12 +261,14 @@ async fn an_idle_http2_connection_is_sent_away_at_the_read_timeout() {
 #[tokio::test]
 async fn a_tls_client_that_never_reads_is_let_go_at_the_write_timeout() {
     let (addr, failed) = crate::server::endless_upstream().await;
-    let yaml = format!(
-        "server:\n  write-timeout: 1s\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\ngateway:\n  routes:\n  - id: all\n    uri: http://${{U}}\n",
-        cert_path("localhost-1.crt").display(),
-        cert_path("localhost-1.key").display()
+    let (cert, key) = pair(1);
+    let yaml = tls_config(
+        "  write-timeout: 1s\n",
+        (&cert, &key),
+        "",
+        &format!("http://{addr}"),
     );
-    let gw = gateway(&yaml, None, &[("U", &addr)]).await;
+    let gw = gateway(&yaml, None, &[]).await;
     let mut client = connect(gw.addr, &[b"http/1.1"]).await;
     client
         .write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -288,9 +291,8 @@ async fn a_tls_client_that_never_reads_is_let_go_at_the_write_timeout() {
 async fn a_reload_renews_the_certificate_for_new_connections() {
     let origin = origin().await;
     let (cert, key) = (scratch_file("tls.crt"), scratch_file("tls.key"));
-    std::fs::copy(cert_path("localhost-1.crt"), &cert).expect("copy");
-    std::fs::copy(cert_path("localhost-1.key"), &key).expect("copy");
-    let gw = tls_gateway(&origin, &cert, &key).await;
+    write_pair(1, &cert, &key);
+    let gw = tls_gateway(&origin, "", (&cert, &key)).await;
     let before = connect(gw.addr, &[b"http/1.1"]).await;
     assert!(contains(
         &peer_certificate(&before),
@@ -299,8 +301,7 @@ async fn a_reload_renews_the_certificate_for_new_connections() {
 
     // A renewed pair, written in place (as certbot or a Kubernetes secret would), then a
     // reload: new handshakes present it, and the connection opened before keeps working.
-    std::fs::copy(cert_path("localhost-2.crt"), &cert).expect("copy");
-    std::fs::copy(cert_path("localhost-2.key"), &key).expect("copy");
+    write_pair(2, &cert, &key);
     let reloaded = Req::new(http::Method::POST, gw.admin, "/actuator/gateway/refresh")
         .send()
         .await;
@@ -334,13 +335,10 @@ async fn a_reload_renews_the_certificate_for_new_connections() {
 #[tokio::test]
 async fn a_reload_that_removes_tls_keeps_the_current_certificate_until_a_restart() {
     let origin = origin().await;
+    let uri = format!("http://{}", origin.addr);
     let with_cert = |n: u8| {
-        format!(
-            "server:\n  listen: 127.0.0.1:0\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\nadmin:\n  listen: 127.0.0.1:0\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
-            cert_path(&format!("localhost-{n}.crt")).display(),
-            cert_path(&format!("localhost-{n}.key")).display(),
-            origin.addr
-        )
+        let (cert, key) = pair(n);
+        tls_config(LOCAL, (&cert, &key), ADMIN, &uri)
     };
     let file = write_config("tls-reload.yaml", &with_cert(1));
     let running = weir::Gateway::builder()
@@ -356,10 +354,8 @@ async fn a_reload_that_removes_tls_keeps_the_current_certificate_until_a_restart
     };
     std::fs::write(&file, with_cert(2)).expect("write");
     assert_eq!(refresh().await.status, StatusCode::OK);
-    let without = format!(
-        "server:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
-        origin.addr
-    );
+    let without =
+        format!("server:\n{LOCAL}{ADMIN}gateway:\n  routes:\n  - id: all\n    uri: {uri}\n");
     std::fs::write(&file, without).expect("write");
     let status = refresh().await;
     assert_eq!(status.status, StatusCode::OK);
@@ -378,13 +374,12 @@ async fn a_reload_that_removes_tls_keeps_the_current_certificate_until_a_restart
 async fn a_certificate_renewed_in_place_is_picked_up_without_being_asked() {
     let origin = origin().await;
     let (cert, key) = (scratch_file("watched.crt"), scratch_file("watched.key"));
-    std::fs::copy(cert_path("localhost-1.crt"), &cert).expect("copy");
-    std::fs::copy(cert_path("localhost-1.key"), &key).expect("copy");
-    let yaml = format!(
-        "server:\n  listen: 127.0.0.1:0\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\nadmin:\n  listen: 127.0.0.1:0\nreload:\n  debounce: 50ms\ngateway:\n  routes:\n  - id: all\n    uri: http://{}\n",
-        cert.display(),
-        key.display(),
-        origin.addr
+    write_pair(1, &cert, &key);
+    let yaml = tls_config(
+        LOCAL,
+        (&cert, &key),
+        &format!("{ADMIN}reload:\n  debounce: 50ms\n"),
+        &format!("http://{}", origin.addr),
     );
     let file = write_config("tls-watched.yaml", &yaml);
     let running = weir::Gateway::builder()
@@ -399,8 +394,7 @@ async fn a_certificate_renewed_in_place_is_picked_up_without_being_asked() {
         b"weir test localhost 1"
     ));
     // What certbot does: the new pair written over the old; no signal, no admin call.
-    std::fs::copy(cert_path("localhost-2.crt"), &cert).expect("copy");
-    std::fs::copy(cert_path("localhost-2.key"), &key).expect("copy");
+    write_pair(2, &cert, &key);
     let renewed = tokio::time::timeout(WAIT, async {
         loop {
             let stream = connect(addr, &[b"http/1.1"]).await;
@@ -436,11 +430,7 @@ async fn unusable_certificates_are_config_errors_that_say_what_to_write() {
         ),
     ];
     for (cert, key, expected) in cases {
-        let yaml = format!(
-            "server:\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n",
-            cert.display(),
-            key.display()
-        );
+        let yaml = tls_config("", (&cert, &key), "", "no://op");
         let e = match try_gateway(&yaml, Some(&origin), &[]).await {
             Ok(_) => panic!("started with {}", cert.display()),
             Err(e) => e.to_string(),

@@ -141,6 +141,18 @@ async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> String {
         .to_ascii_lowercase()
 }
 
+/// Opens a connection to `addr` and sends RFC 6455's opening handshake for `path`: the
+/// connection and the response head.
+async fn ask_to_switch(addr: SocketAddr, path: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(handshake(path).as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut stream).await;
+    (stream, head)
+}
+
 /// Sends `text` and reads back as many bytes.
 async fn echo(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), text: &str) -> String {
     stream.write_all(text.as_bytes()).await.expect("write");
@@ -163,12 +175,7 @@ async fn a_websocket_is_joined_to_the_upstream_after_its_101() {
     let origin = ws_origin().await;
     // SCG's ws:// scheme, and a filter that rewrites the path before the switch.
     let gw = gateway(&route(&format!("ws://{}", origin.addr)), None, &[]).await;
-    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
-    stream
-        .write_all(handshake("/chat/room1").as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut stream).await;
+    let (mut stream, head) = ask_to_switch(gw.addr, "/chat/room1").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
     assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
@@ -206,10 +213,11 @@ async fn a_websocket_is_joined_to_the_upstream_after_its_101() {
 #[tokio::test]
 async fn a_websocket_over_tls_is_joined_too() {
     let origin = ws_origin().await;
+    let (cert, key) = crate::tls::pair(1);
     let yaml = format!(
         "server:\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n{}",
-        crate::tls::cert_path("localhost-1.crt").display(),
-        crate::tls::cert_path("localhost-1.key").display(),
+        cert.display(),
+        key.display(),
         route(&format!("http://{}", origin.addr)),
     );
     let gw = gateway(&yaml, None, &[]).await;
@@ -234,12 +242,7 @@ async fn an_upstream_that_refuses_the_switch_is_answered_as_usual() {
         origin.addr
     );
     let gw = gateway(&yaml, None, &[]).await;
-    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
-    stream
-        .write_all(handshake("/refuse").as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut stream).await;
+    let (mut stream, head) = ask_to_switch(gw.addr, "/refuse").await;
     assert!(head.starts_with("http/1.1 403"), "{head}");
     assert!(!head.contains("upgrade"), "{head}");
     // The connection is still HTTP: the next request on it is answered.
@@ -282,12 +285,7 @@ async fn other_upgrades_are_not_tunnelled() {
 
 /// Opens a WebSocket at `path` through `gw` and checks it carries bytes.
 async fn open_and_echo(gw: &Gw, path: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
-    stream
-        .write_all(handshake(path).as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut stream).await;
+    let (mut stream, head) = ask_to_switch(gw.addr, path).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert_eq!(echo(&mut stream, "through").await, "THROUGH");
     stream
@@ -316,12 +314,7 @@ async fn a_101_that_a_filter_replaces_opens_no_tunnel() {
         origin.addr
     );
     let gw = gateway(&yaml, None, &[]).await;
-    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
-    stream
-        .write_all(handshake("/ws/replaced").as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut stream).await;
+    let (stream, head) = ask_to_switch(gw.addr, "/ws/replaced").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(!head.contains("upgrade"), "{head}");
     // The upstream agreed to switch; the switch it was told of is dropped with the 101, and
