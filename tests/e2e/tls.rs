@@ -451,3 +451,25 @@ async fn unusable_certificates_are_config_errors_that_say_what_to_write() {
     assert!(e.contains("certificate-private-key:"), "{e}");
     assert!(e.contains("openssl pkcs12"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_config_serves_tls_when_told_by_the_environment() {
+    let (cert, key) = pair(1);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let weir = spawn_weir(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            ("WEIR_METRICS_LISTEN", "127.0.0.1:0"),
+            ("WEIR_TLS", "true"),
+            ("WEIR_TLS_CERT", &cert),
+            ("WEIR_TLS_KEY", &key),
+        ],
+    );
+    let stream = connect(weir.addr, &[b"http/1.1"]).await;
+    assert!(contains(
+        &peer_certificate(&stream),
+        b"weir test localhost 1"
+    ));
+    let responses = http1_exchange(stream, vec![request("GET", "/nope", "")]).await;
+    assert_eq!(responses[0].status, StatusCode::NOT_FOUND);
+}
