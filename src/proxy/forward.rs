@@ -399,8 +399,12 @@ impl Forwarder {
             cut_off,
             failing,
         } = picked;
+        let (instance, in_flight) = match instance {
+            Some((instance, in_flight)) => (Some(instance), Some(in_flight)),
+            None => (None, None),
+        };
         let balanced = match (&self.target, &instance) {
-            (Target::Balanced(service), Some((instance, _))) => Some((&**service, &**instance)),
+            (Target::Balanced(service), Some(instance)) => Some((&**service, &**instance)),
             _ => None,
         };
         // An attempt that a time limit cuts off never reaches the report below: this counts it.
@@ -429,6 +433,11 @@ impl Forwarder {
                     let mut response = response;
                     remove_hop_by_hop(response.headers_mut());
                     upgrade::ask(response.headers_mut());
+                    // A WebSocket is a request in flight to its instance for as long as it
+                    // lasts (least-requests balancing counts it).
+                    if let Some(in_flight) = in_flight {
+                        upgrade::hold(&mut response, in_flight);
+                    }
                     response
                 } else {
                     // A switch nobody asked for: the connection it came on is dropped with it.

@@ -7,6 +7,9 @@
 //! Other upgrades (`h2c`, ...) are not tunnelled: their `Upgrade` is dropped as hop-by-hop
 //! and the request forwarded as a plain one, as before.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -72,15 +75,26 @@ impl Upgrade {
         response.extensions_mut().insert(Tunnel {
             client: self.client,
             upstream,
+            held: None,
         });
     }
 }
 
-/// Both sides of a switch to WebSocket the upstream agreed to.
+/// Both sides of a switch to WebSocket the upstream agreed to, and what the tunnel keeps
+/// until it ends.
 #[derive(Clone)]
 pub struct Tunnel {
     client: OnUpgrade,
     upstream: OnUpgrade,
+    held: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// Keeps `held` (a balancer's in-flight mark, say) until the tunnel `response` carries ends;
+/// dropped with the response if it carries none.
+pub fn hold<B>(response: &mut Response<B>, held: impl Any + Send + Sync) {
+    if let Some(tunnel) = response.extensions_mut().get_mut::<Tunnel>() {
+        tunnel.held = Some(Arc::new(held));
+    }
 }
 
 /// Whether `response` (a 101) carries a switch weir asked for.
@@ -103,6 +117,7 @@ pub fn open<B>(response: &mut Response<B>) {
         return;
     }
     tokio::spawn(async move {
+        let _held = tunnel.held;
         let (client, upstream) = match tokio::try_join!(tunnel.client, tunnel.upstream) {
             Ok(both) => both,
             Err(e) => {

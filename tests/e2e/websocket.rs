@@ -335,3 +335,29 @@ async fn closing_the_websocket_closes_the_upstream_side() {
     drop(stream);
     origin.a_tunnel_ended().await;
 }
+
+#[tokio::test]
+async fn a_websocket_counts_as_in_flight_to_its_instance_until_it_closes() {
+    let mut origin = ws_origin().await;
+    let yaml = format!(
+        "services:\n  chat:\n    instances:\n    - http://{}\ngateway:\n  routes:\n  - id: ws\n    uri: lb:ws://chat\n    filters:\n    - LoadBalancer=least-requests\n",
+        origin.addr
+    );
+    let gw = gateway(&yaml, None, &[]).await;
+    let in_flight = || async { service_instances(gw.admin, "chat").await[0]["in_flight"].clone() };
+    let stream = open_and_echo(&gw, "/ws/counted").await;
+    // least-requests sees the open WebSocket as a request under way on its instance.
+    assert_eq!(in_flight().await, 1);
+    drop(stream);
+    origin.a_tunnel_ended().await;
+    let released = tokio::time::timeout(WAIT, async {
+        while in_flight().await != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        released.is_ok(),
+        "the instance still counts the closed WebSocket"
+    );
+}
