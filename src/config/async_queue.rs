@@ -227,15 +227,7 @@ impl Loader<'_> {
         for (key, value) in self.entries(node, "worker") {
             let k = key.as_str().unwrap_or_default();
             if key_is(k, "enabled") {
-                match self.text(value, "enabled").as_deref().map(str::trim) {
-                    Some("true") => worker.enabled = true,
-                    Some("false") => worker.enabled = false,
-                    Some(other) => self.error(
-                        value.pos,
-                        format!("`enabled` is `true` or `false`, found `{other}`"),
-                    ),
-                    None => {}
-                }
+                worker.enabled = self.boolean(value, "enabled").unwrap_or(worker.enabled);
             } else if key_is(k, "max-inflight") {
                 if let Some(n) = self.number::<usize>(value, "max-inflight") {
                     worker.max_inflight = n.max(1);

@@ -370,6 +370,22 @@ impl Loader<'_> {
         });
     }
 
+    /// `true` or `false` (around spaces allowed); `None`, with an error, for anything else.
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match self.text(node, what).as_deref().map(str::trim) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                self.error(
+                    node.pos,
+                    format!("`{what}` must be `true` or `false`, found `{other}`"),
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
     /// A scalar with its placeholders resolved.
     fn text(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
@@ -677,16 +693,7 @@ impl Loader<'_> {
         for (k, value) in self.entries(node, "server.ssl") {
             let name = k.as_str().unwrap_or_default();
             if key_is(name, "enabled") {
-                match self
-                    .text(value, "server.ssl.enabled")
-                    .as_deref()
-                    .map(str::trim)
-                {
-                    Some("true") => enabled = true,
-                    Some("false") => enabled = false,
-                    Some(_) => self.error(value.pos, "`server.ssl.enabled` must be true or false"),
-                    None => {}
-                }
+                enabled = self.boolean(value, "server.ssl.enabled").unwrap_or(enabled);
             } else if key_is(name, "certificate") {
                 certificate = self
                     .text(value, "server.ssl.certificate")
@@ -920,15 +927,9 @@ impl Loader<'_> {
                     }
                 }
                 "metadata" => route.metadata = self.metadata(value),
-                "enabled" => match self.text(value, "enabled").as_deref().map(str::trim) {
-                    Some("true") => route.enabled = true,
-                    Some("false") => route.enabled = false,
-                    Some(other) => self.error(
-                        value.pos,
-                        format!("`enabled` must be `true` or `false`, found `{other}`"),
-                    ),
-                    None => {}
-                },
+                "enabled" => {
+                    route.enabled = self.boolean(value, "enabled").unwrap_or(route.enabled)
+                }
                 _ => {
                     let hint = suggestion(k, KEYS);
                     self.error(key.pos, format!("unknown route key `{k}`{hint}"));
@@ -1338,7 +1339,11 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("openssl pkey"), "{e}");
         let e = load_str("server:\n  ssl:\n    enabled: yes\n").unwrap_err();
-        assert!(e.to_string().contains("true or false"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("must be `true` or `false`, found `yes`"),
+            "{e}"
+        );
     }
 
     #[test]
