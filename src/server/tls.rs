@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use super::http1::MAX_HEAD;
+
 /// How long a handshake may take when the listener has no `server.read-timeout`.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -109,12 +111,12 @@ const PLAIN_HTTP: &str = concat!(
     r#"{"status":400,"error":"Bad Request","message":"this port serves HTTPS: use an https:// uri"}"#,
 );
 
-/// Reads the client's request head, up to 16 KiB (so that closing does not reset the
+/// Reads the client's request head, up to [`MAX_HEAD`] (so that closing does not reset the
 /// connection under the answer), answers [`PLAIN_HTTP`] and closes. The caller bounds the
 /// time it takes.
 async fn refuse_plain_http(stream: &mut TcpStream) {
     let mut request = Vec::with_capacity(1024);
-    while request.len() < 16 * 1024 && memchr::memmem::find(&request, b"\r\n\r\n").is_none() {
+    while request.len() < MAX_HEAD && memchr::memmem::find(&request, b"\r\n\r\n").is_none() {
         match stream.read_buf(&mut request).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
