@@ -128,6 +128,16 @@ impl Exchange {
         }
     }
 
+    /// Whether the request may take over its connection: hyper gave it the means to switch
+    /// protocols (a WebSocket handshake). Such a request is sent once, itself: a copy would
+    /// not carry the means.
+    pub fn may_switch_protocols(&self) -> bool {
+        self.request
+            .extensions()
+            .get::<hyper::upgrade::OnUpgrade>()
+            .is_some()
+    }
+
     /// The path that will be sent upstream.
     pub fn path(&self) -> &str {
         self.request.uri().path()

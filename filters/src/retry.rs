@@ -208,15 +208,10 @@ struct Retrying {
 impl Erased for Retrying {
     fn call(&self, mut exchange: Exchange) -> BoxFuture {
         let policy = &self.policy;
-        // A request that may switch protocols (a WebSocket: hyper gave it the means to take
-        // over its connection, which a copy would lose) is sent once, as one never retried.
+        // A request that may switch protocols is sent once, as one never retried.
         if policy.retries == 0
             || !policy.methods.contains(exchange.request.method())
-            || exchange
-                .request
-                .extensions()
-                .get::<hyper::upgrade::OnUpgrade>()
-                .is_some()
+            || exchange.may_switch_protocols()
         {
             // Never retried: straight on, with nothing of this layer's in the way.
             return policy.attempt(&self.next, exchange);

@@ -305,16 +305,10 @@ impl Forwarder {
     /// Sends a lent exchange without a body, when weir's own HTTP/1 client can (its head is
     /// written here, and the future needs nothing more of the exchange); otherwise a copy of
     /// its head goes through hyper's client. `None` for a request with a body, or one that may
-    /// switch protocols (hyper marked it with the means to): the caller sends it with
+    /// switch protocols ([`Exchange::may_switch_protocols`]): the caller sends it with
     /// [`Forwarder::forward`].
     fn forward_borrowed(self: &Arc<Self>, exchange: &Exchange) -> Option<BoxFuture> {
-        if !exchange.request.body().is_end_stream()
-            || exchange
-                .request
-                .extensions()
-                .get::<hyper::upgrade::OnUpgrade>()
-                .is_some()
-        {
+        if !exchange.request.body().is_end_stream() || exchange.may_switch_protocols() {
             return None;
         }
         let picked = match self.pick(exchange) {
