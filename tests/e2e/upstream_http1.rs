@@ -229,9 +229,11 @@ async fn ambiguous_and_malformed_responses_are_a_502() {
 
 #[tokio::test]
 async fn malformed_responses_to_requests_with_bodies_are_a_502_too() {
-    // Requests with a body go over hyper's client: the same answer, the same message.
+    // Requests with a body go over hyper's client: the same answer, the same message. hyper's
+    // client hands a 101 over as a response; weir asked for no switch, so it is one too.
     for reply in [
         "HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\nhello",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
         "SMTP ready\r\n\r\n",
     ] {
         let up = scripted(&[&[Reply::Send(reply)]]).await;
