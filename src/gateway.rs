@@ -415,7 +415,9 @@ impl GatewayBuilder {
             },
             config.server.ssl.as_ref().map(|ssl| {
                 // Each handshake uses the running config's certificate: a reload renews it.
-                // A reload that drops `server.ssl` changes nothing until a restart.
+                // A reload never takes `server.ssl` out of the running config (it keeps the
+                // old one until a restart: see Reloader::swap); the start-up settings are
+                // only what an `Option` needs.
                 let (shared, first) = (shared.clone(), ssl.server_config.clone());
                 Arc::new(move || {
                     let snapshot = shared.snapshot.load();
