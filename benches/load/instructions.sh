@@ -15,13 +15,17 @@
 #   cb     CircuitBreaker
 #   retry  Retry=3
 #   all    lb://origin with LoadBalancer, CircuitBreaker and Retry=3 (run.sh's resilient route)
+#   openfaas  the default config's /function/{name} filters: CallId, ScaleFromZero and
+#          FunctionMetrics (the origin also answers the provider's function status, so every
+#          request takes ScaleFromZero's cached path; its 250 ms expiry renews it 4 times a
+#          second, a few requests in thousands)
 # The dumps stay in $OUT (default target/instructions) for callgrind_annotate. Traffic goes
 # only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/load/lib.sh
 
-ROUTES=${ROUTES:-"plain lb cb retry all"}
+ROUTES=${ROUTES:-"plain lb cb retry all openfaas"}
 DURATION=${DURATION:-5}
 OUT=${OUT:-$PWD/target/instructions}
 ORIGIN_PORT=${ORIGIN_PORT:-18290}
@@ -37,7 +41,10 @@ WEIR=$PWD/target/release/weir
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-start_origin "$ORIGIN_PORT"
+start_origin "$ORIGIN_PORT" "location /system/function/ {
+      default_type application/json;
+      return 200 '{\"name\":\"x\",\"replicas\":1,\"availableReplicas\":1}';
+    }"
 
 origin="http://127.0.0.1:$ORIGIN_PORT"
 cat > "$work/routes.yaml" <<CONF
@@ -53,6 +60,13 @@ gateway:
     - { id: cb, uri: $origin, predicates: [ Path=/cb/** ], filters: [ CircuitBreaker=cb ] }
     - { id: retry, uri: $origin, predicates: [ Path=/retry/** ], filters: [ Retry=3 ] }
     - { id: plain, uri: $origin, predicates: [ Path=/plain/** ] }
+    - id: openfaas
+      uri: $origin
+      predicates: [ "Path=/openfaas/{name}/**" ]
+      filters:
+        - CallId
+        - { name: ScaleFromZero, args: { provider: $origin/, namespace: openfaas-fn } }
+        - { name: FunctionMetrics, args: { namespace: openfaas-fn } }
 CONF
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$WEIR" --config "$work/routes.yaml" 2>"$OUT/valgrind.log" &
