@@ -32,15 +32,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
 use crate::faas::{function_of, metric_name, split_name, Background, Provider, Status};
 use crate::{
-    parse_duration, ArgError, Args, Exchange, Filter, FilterContext, FilterFactory, HttpService,
-    LayerFilter, Shortcut,
+    parse_duration, ArgError, Args, BoxFuture, Exchange, Filter, FilterContext, FilterFactory,
+    HttpService, LayerFilter, Shortcut,
 };
 
 /// The label that opts a function into idle scale-down.
@@ -85,7 +85,7 @@ impl FilterFactory for ScaleFromZeroFactory {
         let scaler = ctx.state(args, || Scaler {
             provider,
             settings,
-            slots: Mutex::new(HashMap::new()),
+            slots: RwLock::new(HashMap::new()),
             started: Instant::now(),
             idle: OnceLock::new(),
         });
@@ -119,12 +119,15 @@ enum Outcome {
     Failed(StatusCode, String),
 }
 
-/// One function's record.
+/// One function's record. Every request reads and writes its times, so they are atomics:
+/// nanoseconds since `epoch`.
 struct Slot {
-    /// When a replica was last known to be available.
-    ready_at: Mutex<Option<Instant>>,
+    /// Weir's start, which the times count from.
+    epoch: Instant,
+    /// When a replica was last known to be available, plus one; 0 when none is known.
+    ready_at: AtomicU64,
     /// When the function was last invoked (or weir started).
-    last_used: Mutex<Instant>,
+    last_used: AtomicU64,
     /// Invocations under way.
     in_flight: AtomicUsize,
     /// Held by the request that looks up (and scales, and waits) for everyone.
@@ -135,10 +138,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(now: Instant) -> Self {
+    /// A slot as of weir's start (`epoch`), which counts as an invocation.
+    fn new(epoch: Instant) -> Self {
         Self {
-            ready_at: Mutex::new(None),
-            last_used: Mutex::new(now),
+            epoch,
+            ready_at: AtomicU64::new(0),
+            last_used: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             cycle: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -146,19 +151,31 @@ impl Slot {
         }
     }
 
+    /// Now, in nanoseconds since `epoch` (enough for 584 years).
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
     fn touch(&self) {
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.last_used.fetch_max(self.now(), Ordering::Relaxed);
+    }
+
+    /// How long since the function was last invoked (or weir started).
+    fn idle_for(&self) -> Duration {
+        let last_used = self.last_used.load(Ordering::Relaxed);
+        Duration::from_nanos(self.now().saturating_sub(last_used))
     }
 
     fn fresh(&self, expiry: Duration) -> bool {
-        self.ready_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < expiry)
+        match self.ready_at.load(Ordering::Acquire) {
+            0 => false,
+            at => Duration::from_nanos(self.now().saturating_sub(at - 1)) < expiry,
+        }
     }
 
     fn set_ready(&self, ready: bool) {
-        *self.ready_at.lock().unwrap_or_else(|e| e.into_inner()) = ready.then(Instant::now);
+        let at = if ready { self.now() + 1 } else { 0 };
+        self.ready_at.store(at, Ordering::Release);
     }
 }
 
@@ -166,14 +183,23 @@ impl Slot {
 struct Scaler {
     provider: Provider,
     settings: Settings,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Read by every request; written when a function is first seen or found unknown.
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
     started: Instant,
     idle: OnceLock<Background>,
 }
 
 impl Scaler {
     fn slot(&self, key: &str) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return slot.clone();
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         slots
             .entry(key.to_string())
             .or_insert_with(|| Arc::new(Slot::new(self.started)))
@@ -203,7 +229,7 @@ impl Scaler {
         slot.generation.fetch_add(1, Ordering::AcqRel);
         if matches!(outcome, Outcome::NotFound) {
             // Unknown names are not remembered: a client cannot fill memory with them.
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
             if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
                 slots.remove(key);
             }
@@ -305,14 +331,14 @@ impl Scaler {
             };
             let slot = self.slot(&key);
             let _cycle = slot.cycle.lock().await;
-            let last_used = *slot.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.in_flight.load(Ordering::Acquire) > 0 || last_used.elapsed() < idle_for {
+            let idle = slot.idle_for();
+            if slot.in_flight.load(Ordering::Acquire) > 0 || idle < idle_for {
                 continue;
             }
             match self.provider.scale(name, &ns, 0).await {
                 Ok(()) => {
                     slot.set_ready(false);
-                    tracing::info!(function = %key, "[Idle] function={key} scaled to zero after {} without invocations", human(last_used.elapsed()));
+                    tracing::info!(function = %key, "[Idle] function={key} scaled to zero after {} without invocations", human(idle));
                 }
                 Err(e) => {
                     tracing::warn!(function = %key, "[Idle] scaling function={key} to zero failed: {e}")
@@ -348,6 +374,13 @@ pub struct ScaleFromZero {
 /// Counts an invocation under way, and when it ends.
 struct InFlight(Arc<Slot>);
 
+impl InFlight {
+    fn start(slot: Arc<Slot>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(slot)
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -358,21 +391,32 @@ impl Drop for InFlight {
 impl LayerFilter for ScaleFromZero {
     fn layer(&self, inner: HttpService) -> HttpService {
         let scaler = self.scaler.clone();
-        HttpService::from_fn(move |exchange: Exchange| {
+        // A function known to be ready (the cached answer, nearly every request) is called
+        // before the future, which then holds only the inner call's future and the in-flight
+        // count; otherwise the future looks up (and scales, and waits) first.
+        let owned = move |exchange: Exchange| -> BoxFuture {
+            let Some(full) = function_of(&exchange) else {
+                return inner.call_boxed(exchange);
+            };
+            let (name, ns) = split_name(&full, &scaler.provider.namespace);
+            let key = metric_name(name, ns);
+            let slot = scaler.slot(&key);
+            slot.touch();
+            if slot.fresh(scaler.settings.cache_expiry) {
+                let in_flight = InFlight::start(slot);
+                let response = inner.call_boxed(exchange);
+                return Box::pin(async move {
+                    let _in_flight = in_flight;
+                    response.await
+                });
+            }
             let inner = inner.clone();
             let scaler = scaler.clone();
-            async move {
-                let Some(full) = function_of(&exchange) else {
-                    return inner.handle(exchange).await;
-                };
+            Box::pin(async move {
                 let (name, ns) = split_name(&full, &scaler.provider.namespace);
-                let key = metric_name(name, ns);
-                let slot = scaler.slot(&key);
-                slot.touch();
                 match scaler.ensure_ready(name, ns, &key, &slot).await {
                     Outcome::Ready => {
-                        slot.in_flight.fetch_add(1, Ordering::AcqRel);
-                        let _in_flight = InFlight(slot);
+                        let _in_flight = InFlight::start(slot);
                         inner.handle(exchange).await
                     }
                     Outcome::NotFound => exchange.error(
@@ -381,14 +425,32 @@ impl LayerFilter for ScaleFromZero {
                     ),
                     Outcome::Failed(status, message) => exchange.error(status, &message),
                 }
-            }
-        })
+            })
+        };
+        HttpService::from_fns(owned, |_| None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_tells_its_idle_time_and_whether_its_ready_answer_is_fresh() {
+        let now = Instant::now();
+        let epoch = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
+        let slot = Slot::new(epoch);
+        // Weir's start counts as the last invocation.
+        assert!(slot.idle_for() >= now - epoch);
+        slot.touch();
+        assert!(slot.idle_for() < Duration::from_secs(30));
+        assert!(!slot.fresh(Duration::from_secs(30)), "no answer yet");
+        slot.set_ready(true);
+        assert!(slot.fresh(Duration::from_secs(30)));
+        assert!(!slot.fresh(Duration::ZERO), "older than a zero expiry");
+        slot.set_ready(false);
+        assert!(!slot.fresh(Duration::from_secs(30)));
+    }
 
     #[test]
     fn zero_durations() {

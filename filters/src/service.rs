@@ -218,6 +218,12 @@ impl HttpService {
         }
     }
 
+    /// [`HttpService::handle`] as the boxed future it is, for a layer whose paths return
+    /// different futures (boxing each, through [`HttpService::from_fns`]).
+    pub(crate) fn call_boxed(&self, exchange: Exchange) -> BoxFuture {
+        self.0.call(exchange)
+    }
+
     /// Handles one exchange.
     pub fn handle(
         &self,
