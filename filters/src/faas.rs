@@ -35,10 +35,13 @@ pub(crate) fn split_name<'a>(full: &'a str, default_ns: &'a str) -> (&'a str, &'
 /// namespace is known.
 pub(crate) fn metric_name(name: &str, ns: &str) -> String {
     if ns.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}.{ns}")
+        return name.to_string();
     }
+    let mut full = String::with_capacity(name.len() + 1 + ns.len());
+    full.push_str(name);
+    full.push('.');
+    full.push_str(ns);
+    full
 }
 
 /// The function a request is for: the route's `{name}` variable, or else the path segment

@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,19 +46,118 @@ pub const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// One status code's count and durations, updated without a lock.
 #[derive(Default)]
 struct CodeStats {
-    code: u16,
-    count: u64,
-    sum: f64,
-    /// Observations per bucket (not cumulative); the last slot is above 10 s.
-    buckets: [u64; BUCKETS.len() + 1],
+    /// The status code; 0 while the slot is free.
+    code: AtomicU16,
+    /// The sum of the durations in seconds: an `f64`'s bits.
+    sum: AtomicU64,
+    /// Observations per bucket (not cumulative); the last slot is above 10 s. Their total is
+    /// the count, so a scrape never sees a count its buckets disagree with.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
 }
+
+impl CodeStats {
+    fn observe(&self, seconds: f64) {
+        let bucket = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + seconds).to_bits())
+            });
+    }
+
+    /// (code, count, sum, buckets), read for the exposition.
+    fn read(&self) -> (u16, u64, f64, Vec<u64>) {
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        (
+            self.code.load(Ordering::Relaxed),
+            buckets.iter().sum(),
+            f64::from_bits(self.sum.load(Ordering::Relaxed)),
+            buckets,
+        )
+    }
+}
+
+/// The status codes a function's invocations record without a lock; more codes than this
+/// (rare: most functions answer two or three) go to a locked list.
+const CODE_SLOTS: usize = 4;
 
 #[derive(Default)]
 struct FunctionStats {
-    started: std::sync::atomic::AtomicU64,
-    codes: Mutex<Vec<CodeStats>>,
+    started: AtomicU64,
+    codes: [CodeStats; CODE_SLOTS],
+    more_codes: Mutex<Vec<Arc<CodeStats>>>,
+}
+
+impl FunctionStats {
+    /// Records a finished invocation: the code's slot is found (or claimed) with atomics.
+    fn finished(&self, code: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for slot in &self.codes {
+            let claimed = match slot.code.load(Ordering::Acquire) {
+                0 => slot
+                    .code
+                    .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+                    .unwrap_or_else(|current| current),
+                current => current,
+            };
+            // `claimed` is 0 when this call took the slot (the exchange returns the old value).
+            if claimed == 0 || claimed == code {
+                return slot.observe(seconds);
+            }
+        }
+        let mut more = self.more_codes.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = match more.iter().find(|c| c.code.load(Ordering::Relaxed) == code) {
+            Some(stats) => stats.clone(),
+            None => {
+                let stats = Arc::new(CodeStats {
+                    code: AtomicU16::new(code),
+                    ..Default::default()
+                });
+                more.push(stats.clone());
+                stats
+            }
+        };
+        drop(more);
+        stats.observe(seconds);
+    }
+
+    /// Every code recorded so far, read for the exposition and sorted by code.
+    fn read(&self) -> Vec<(u16, u64, f64, Vec<u64>)> {
+        let more = self.more_codes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<_> = self
+            .codes
+            .iter()
+            .chain(more.iter().map(|c| &**c))
+            .map(CodeStats::read)
+            .filter(|row| row.0 != 0 && row.1 > 0)
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        rows
+    }
+}
+
+/// An invocation counted as started; [`Invocation::finished`] records how it ended.
+#[must_use = "an invocation records nothing until it is finished"]
+pub struct Invocation(Option<Arc<FunctionStats>>);
+
+impl Invocation {
+    /// Records the invocation's status code and duration.
+    pub fn finished(self, code: u16, elapsed: Duration) {
+        if let Some(stats) = self.0 {
+            stats.finished(code, elapsed);
+        }
+    }
 }
 
 /// The OpenFaaS function metrics of the whole process.
@@ -107,53 +207,20 @@ impl FaasMetrics {
     }
 
     /// Counts a started invocation of `function` (`name.namespace`).
-    pub fn started(&self, function: &str) {
-        if let Some(stats) = self.stats(function) {
-            stats
-                .started
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub fn started(&self, function: &str) -> Invocation {
+        let stats = self.stats(function);
+        if let Some(stats) = &stats {
+            stats.started.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Records a finished invocation.
-    pub fn finished(&self, function: &str, code: u16, elapsed: Duration) {
-        let Some(stats) = self.stats(function) else {
-            return;
-        };
-        let mut codes = stats.codes.lock().unwrap_or_else(|e| e.into_inner());
-        let at = match codes.iter().position(|c| c.code == code) {
-            Some(at) => at,
-            None => {
-                codes.push(CodeStats {
-                    code,
-                    ..Default::default()
-                });
-                codes.len() - 1
-            }
-        };
-        let entry = &mut codes[at];
-        let seconds = elapsed.as_secs_f64();
-        entry.count += 1;
-        entry.sum += seconds;
-        let bucket = BUCKETS
-            .iter()
-            .position(|le| seconds <= *le)
-            .unwrap_or(BUCKETS.len());
-        entry.buckets[bucket] += 1;
+        Invocation(stats)
     }
 
     /// Invocations of `function` (`name.namespace`) that finished, whatever their status.
     pub fn invocations(&self, function: &str) -> u64 {
         let functions = self.functions.read().unwrap_or_else(|e| e.into_inner());
-        functions.get(function).map_or(0, |stats| {
-            stats
-                .codes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .map(|c| c.count)
-                .sum()
-        })
+        functions
+            .get(function)
+            .map_or(0, |stats| stats.read().iter().map(|row| row.1).sum())
     }
 
     /// Replaces the desired replicas of every function (`gateway_service_count`).
@@ -178,19 +245,13 @@ impl FaasMetrics {
                     out,
                     "gateway_function_invocation_started{{function_name=\"{}\"}} {}",
                     escape(name),
-                    stats.started.load(std::sync::atomic::Ordering::Relaxed)
+                    stats.started.load(Ordering::Relaxed)
                 );
             }
         }
         let mut finished = Vec::new();
         for (name, stats) in &functions {
-            let codes = stats.codes.lock().unwrap_or_else(|e| e.into_inner());
-            let mut rows: Vec<(u16, u64, f64, Vec<u64>)> = codes
-                .iter()
-                .map(|c| (c.code, c.count, c.sum, c.buckets.to_vec()))
-                .collect();
-            rows.sort_by_key(|r| r.0);
-            for row in rows {
+            for row in stats.read() {
                 finished.push((escape(name), row));
             }
         }
@@ -325,25 +386,24 @@ impl LayerFilter for FunctionMetrics {
     fn layer(&self, inner: HttpService) -> HttpService {
         let metrics = self.metrics.clone();
         let namespace = self.namespace.clone();
+        // Counted and called before the future: it holds only the inner call's future and
+        // the invocation, not the exchange.
         HttpService::from_fn(move |exchange: Exchange| {
-            let inner = inner.clone();
-            let metrics = metrics.clone();
-            let name = function_of(&exchange).map(|full| {
-                if full.contains('.') {
+            let invocation = function_of(&exchange).map(|full| {
+                let name = if full.contains('.') {
                     full
                 } else {
                     let (name, ns) = split_name(&full, &namespace);
                     metric_name(name, ns)
-                }
-            });
-            async move {
-                let Some(name) = name else {
-                    return inner.handle(exchange).await;
                 };
-                metrics.started(&name);
-                let start = Instant::now();
-                let response = inner.handle(exchange).await;
-                metrics.finished(&name, response.status().as_u16(), start.elapsed());
+                (metrics.started(&name), Instant::now())
+            });
+            let response = inner.handle(exchange);
+            async move {
+                let response = response.await;
+                if let Some((invocation, start)) = invocation {
+                    invocation.finished(response.status().as_u16(), start.elapsed());
+                }
                 response
             }
         })
@@ -357,10 +417,9 @@ mod tests {
     #[test]
     fn encodes_openfaas_names_and_buckets() {
         let m = FaasMetrics::default();
-        m.started("echo.fn");
-        m.finished("echo.fn", 200, Duration::from_millis(20));
-        m.started("echo.fn");
-        m.finished("echo.fn", 502, Duration::from_secs(20));
+        m.started("echo.fn")
+            .finished(200, Duration::from_millis(20));
+        m.started("echo.fn").finished(502, Duration::from_secs(20));
         let mut replicas = BTreeMap::new();
         replicas.insert("echo.fn".to_string(), 2);
         m.set_replicas(replicas);
@@ -383,16 +442,48 @@ mod tests {
         assert_eq!(m.invocations("other"), 0);
         // Names beyond the cap are not recorded.
         for i in 0..MAX_FUNCTIONS {
-            m.started(&format!("f{i}"));
+            let _ = m.started(&format!("f{i}"));
         }
-        m.started("one-too-many");
+        let _ = m.started("one-too-many");
         assert_eq!(m.functions.read().unwrap().len(), MAX_FUNCTIONS);
-        m.started("echo.fn");
+        let _ = m.started("echo.fn");
         assert_eq!(
             m.functions.read().unwrap()["echo.fn"]
                 .started
-                .load(std::sync::atomic::Ordering::Relaxed),
+                .load(Ordering::Relaxed),
             3
         );
+    }
+
+    #[test]
+    fn every_code_is_counted_once_from_many_threads() {
+        let m = Arc::new(FaasMetrics::default());
+        // More codes than the lock-free slots, so some go to the locked list.
+        let codes = [200u16, 404, 500, 502, 503, 504];
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..600 {
+                        let code = codes[(i + t) % codes.len()];
+                        m.started("echo.fn")
+                            .finished(code, Duration::from_millis(30));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let rows = m.functions.read().unwrap()["echo.fn"].read();
+        let seen: Vec<u16> = rows.iter().map(|row| row.0).collect();
+        assert_eq!(seen, codes, "each code once, in order");
+        for (code, count, sum, buckets) in rows {
+            assert_eq!(count, 400, "code {code}");
+            assert!((sum - 12.0).abs() < 1e-6, "code {code}: sum {sum}");
+            // 30 ms falls in the 0.05 bucket (index 3).
+            assert_eq!(buckets[3], 400, "code {code}");
+        }
+        assert_eq!(m.invocations("echo.fn"), 2400);
     }
 }

@@ -168,13 +168,14 @@ async fn process(queue: &Queue, client: &HttpClient, delivery: &Delivery) {
         }
     };
     queue.metrics.started.inc();
-    if let Some(faas) = &queue.faas_metrics {
-        faas.started(&request.function);
-    }
+    let invocation = queue
+        .faas_metrics
+        .as_ref()
+        .map(|faas| faas.started(&request.function));
     let invoked = Instant::now();
     let (status, headers, body) = invoke(queue, client, &request).await;
-    if let Some(faas) = &queue.faas_metrics {
-        faas.finished(&request.function, status.as_u16(), invoked.elapsed());
+    if let Some(invocation) = invocation {
+        invocation.finished(status.as_u16(), invoked.elapsed());
     }
     queue
         .metrics
