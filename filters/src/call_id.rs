@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use crate::{
     random_u64, ArgError, Args, Exchange, Filter, FilterContext, FilterFactory, HttpService,
@@ -20,6 +20,10 @@ use crate::{
 
 /// `X-Served-By`'s value.
 pub const SERVED_BY: &str = concat!("weir/", env!("CARGO_PKG_VERSION"));
+
+const X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+const X_START_TIME: HeaderName = HeaderName::from_static("x-start-time");
+const X_SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 /// Builds [`CallId`].
 pub struct CallIdFactory;
@@ -38,23 +42,30 @@ impl FilterFactory for CallIdFactory {
     }
 }
 
-/// A random (version 4) UUID.
-pub fn uuid_v4() -> String {
-    let (a, b) = (random_u64(), random_u64());
+/// A random (version 4) UUID in its 36-character text form, written without allocating.
+fn uuid_v4_bytes() -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&a.to_be_bytes());
-    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    bytes[..8].copy_from_slice(&random_u64().to_be_bytes());
+    bytes[8..].copy_from_slice(&random_u64().to_be_bytes());
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at] = HEX[usize::from(b >> 4)];
+        text[at + 1] = HEX[usize::from(b & 0x0f)];
+        at += 2;
+    }
+    text
+}
+
+/// A random (version 4) UUID.
+pub fn uuid_v4() -> String {
+    uuid_v4_bytes().iter().map(|&b| char::from(b)).collect()
 }
 
 /// The layer.
@@ -62,25 +73,27 @@ pub struct CallId;
 
 impl LayerFilter for CallId {
     fn layer(&self, inner: HttpService) -> HttpService {
+        // The headers are set and the call made before the future: it holds only the inner
+        // call's future and the two values, not the exchange.
         HttpService::from_fn(move |mut exchange: Exchange| {
-            let inner = inner.clone();
+            let headers = exchange.request.headers_mut();
+            let call_id = match headers.get(&X_CALL_ID) {
+                Some(id) if !id.is_empty() => id.clone(),
+                _ => HeaderValue::from_bytes(&uuid_v4_bytes()).expect("a uuid is a header value"),
+            };
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let start = HeaderValue::from(nanos as u64);
+            headers.insert(X_CALL_ID, call_id.clone());
+            headers.insert(X_START_TIME, start.clone());
+            let response = inner.handle(exchange);
             async move {
-                let headers = exchange.request.headers_mut();
-                let call_id = match headers.get("x-call-id") {
-                    Some(id) if !id.is_empty() => id.clone(),
-                    _ => HeaderValue::from_str(&uuid_v4()).expect("a uuid is a header value"),
-                };
-                let nanos = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos());
-                let start = HeaderValue::from(nanos as u64);
-                headers.insert("x-call-id", call_id.clone());
-                headers.insert("x-start-time", start.clone());
-                let mut response = inner.handle(exchange).await;
+                let mut response = response.await;
                 let headers = response.headers_mut();
-                headers.insert("x-call-id", call_id);
-                headers.insert("x-start-time", start);
-                headers.insert("x-served-by", HeaderValue::from_static(SERVED_BY));
+                headers.insert(X_CALL_ID, call_id);
+                headers.insert(X_START_TIME, start);
+                headers.insert(X_SERVED_BY, HeaderValue::from_static(SERVED_BY));
                 response
             }
         })
@@ -98,5 +111,10 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
         assert_ne!(a, uuid_v4());
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{a}");
+        assert!(a
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 }
