@@ -236,6 +236,19 @@ impl Provider {
         })
     }
 
+    /// A provider at `/` that `service` answers for, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(service: HttpService, namespace: &str) -> Self {
+        Self {
+            service,
+            base: "/".into(),
+            url: "http://provider.test/".into(),
+            namespace: namespace.into(),
+            auth: None,
+            route: Arc::from("test:provider"),
+        }
+    }
+
     /// One call: `path_and_query` is relative to the provider url (`system/functions`).
     pub(crate) async fn call(
         &self,

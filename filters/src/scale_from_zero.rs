@@ -122,11 +122,12 @@ enum Outcome {
 /// One function's record. Every request reads and writes its times, so they are atomics:
 /// nanoseconds since `epoch`.
 struct Slot {
-    /// Weir's start, which the times count from.
+    /// The scaler's start (weir's, or the reload that changed the filter's arguments), which
+    /// the times count from.
     epoch: Instant,
     /// When a replica was last known to be available, plus one; 0 when none is known.
     ready_at: AtomicU64,
-    /// When the function was last invoked (or weir started).
+    /// When the function was last invoked (or the scaler started).
     last_used: AtomicU64,
     /// Invocations under way.
     in_flight: AtomicUsize,
@@ -138,7 +139,7 @@ struct Slot {
 }
 
 impl Slot {
-    /// A slot as of weir's start (`epoch`), which counts as an invocation.
+    /// A slot as of the scaler's start (`epoch`), which counts as an invocation.
     fn new(epoch: Instant) -> Self {
         Self {
             epoch,
@@ -160,7 +161,7 @@ impl Slot {
         self.last_used.fetch_max(self.now(), Ordering::Relaxed);
     }
 
-    /// How long since the function was last invoked (or weir started).
+    /// How long since the function was last invoked (or the scaler started).
     fn idle_for(&self) -> Duration {
         let last_used = self.last_used.load(Ordering::Relaxed);
         Duration::from_nanos(self.now().saturating_sub(last_used))
@@ -229,12 +230,20 @@ impl Scaler {
         slot.generation.fetch_add(1, Ordering::AcqRel);
         if matches!(outcome, Outcome::NotFound) {
             // Unknown names are not remembered: a client cannot fill memory with them.
-            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-            if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
-                slots.remove(key);
-            }
+            self.forget(key, slot, false);
         }
         outcome
+    }
+
+    /// Removes `key`'s slot if it is still `slot`; with `unless_shared`, only if no request
+    /// but the caller holds it.
+    fn forget(&self, key: &str, slot: &Slot, unless_shared: bool) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let Some(held) = slots.get(key) else { return };
+        // The map's reference and the caller's.
+        if std::ptr::eq(&**held, slot) && !(unless_shared && Arc::strong_count(held) > 2) {
+            slots.remove(key);
+        }
     }
 
     async fn look_up_and_scale(&self, name: &str, ns: &str, key: &str, slot: &Slot) -> Outcome {
@@ -371,6 +380,26 @@ pub struct ScaleFromZero {
     scaler: Arc<Scaler>,
 }
 
+/// A request that must wait for a look-up of its function. A slot is made for a function
+/// when a request for it first arrives; if every request that waited for the slot's first
+/// look-up is gone before it ends (its client left, say), the slot is forgotten, so that
+/// names a client invents cannot fill memory.
+struct Pending {
+    scaler: Arc<Scaler>,
+    key: String,
+    slot: Arc<Slot>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let looked_up = self.slot.generation.load(Ordering::Acquire) > 0
+            || self.slot.ready_at.load(Ordering::Acquire) > 0;
+        if !looked_up {
+            self.scaler.forget(&self.key, &self.slot, true);
+        }
+    }
+}
+
 /// Counts an invocation under way, and when it ends.
 struct InFlight(Arc<Slot>);
 
@@ -411,12 +440,17 @@ impl LayerFilter for ScaleFromZero {
                 });
             }
             let inner = inner.clone();
-            let scaler = scaler.clone();
+            let pending = Pending {
+                scaler: scaler.clone(),
+                key,
+                slot,
+            };
             Box::pin(async move {
+                let (scaler, key, slot) = (&pending.scaler, &pending.key, &pending.slot);
                 let (name, ns) = split_name(&full, &scaler.provider.namespace);
-                match scaler.ensure_ready(name, ns, &key, &slot).await {
+                match scaler.ensure_ready(name, ns, key, slot).await {
                     Outcome::Ready => {
-                        let _in_flight = InFlight::start(slot);
+                        let _in_flight = InFlight::start(slot.clone());
                         inner.handle(exchange).await
                     }
                     Outcome::NotFound => exchange.error(
@@ -440,7 +474,7 @@ mod tests {
         let now = Instant::now();
         let epoch = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
         let slot = Slot::new(epoch);
-        // Weir's start counts as the last invocation.
+        // The scaler's start counts as the last invocation.
         assert!(slot.idle_for() >= now - epoch);
         slot.touch();
         assert!(slot.idle_for() < Duration::from_secs(30));
@@ -450,6 +484,46 @@ mod tests {
         assert!(!slot.fresh(Duration::ZERO), "older than a zero expiry");
         slot.set_ready(false);
         assert!(!slot.fresh(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_slot_no_request_waits_for_before_its_first_look_up_is_forgotten() {
+        let scaler = Arc::new(Scaler {
+            provider: Provider::for_test(HttpService::from_fn(|_| std::future::pending()), "fn"),
+            settings: Settings {
+                cache_expiry: Duration::from_millis(250),
+                poll_interval: Duration::from_millis(100),
+                max_wait: Duration::from_secs(30),
+                scale_to_zero: false,
+                idle_check_interval: Duration::from_secs(10),
+            },
+            slots: RwLock::default(),
+            started: Instant::now(),
+            idle: OnceLock::new(),
+        });
+        let wait_for = |key: &str| Pending {
+            scaler: scaler.clone(),
+            key: key.to_string(),
+            slot: scaler.slot(key),
+        };
+        let known = |key: &str| scaler.slots.read().unwrap().contains_key(key);
+
+        // Two requests wait for an invented name; the slot goes with the last of them.
+        let (first, second) = (wait_for("ghost.fn"), wait_for("ghost.fn"));
+        drop(first);
+        assert!(known("ghost.fn"), "still awaited by the second request");
+        drop(second);
+        assert!(!known("ghost.fn"), "nobody waits for it any more");
+
+        // A slot that was looked up once (even if that failed) is kept, as is a ready one.
+        let failed = wait_for("flaky.fn");
+        failed.slot.generation.fetch_add(1, Ordering::AcqRel);
+        drop(failed);
+        assert!(known("flaky.fn"));
+        let ready = wait_for("echo.fn");
+        ready.slot.set_ready(true);
+        drop(ready);
+        assert!(known("echo.fn"));
     }
 
     #[test]
