@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
+
 use crate::faas::{function_of, metric_name, split_name, Background, Provider};
 use crate::{
     ArgError, Args, Exchange, Filter, FilterContext, FilterFactory, HttpService, LayerFilter,
@@ -72,19 +74,24 @@ impl CodeStats {
             });
     }
 
-    /// (code, count, sum, buckets), read for the exposition.
-    fn read(&self) -> (u16, u64, f64, Vec<u64>) {
+    /// (code, count, sum, buckets), read for the exposition; `None` for a free slot.
+    fn read(&self) -> Option<(u16, u64, f64, Vec<u64>)> {
+        // The code first: a slot's counts are only ever added to after its code is set.
+        let code = self.code.load(Ordering::Acquire);
+        if code == 0 {
+            return None;
+        }
         let buckets: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        (
-            self.code.load(Ordering::Relaxed),
+        Some((
+            code,
             buckets.iter().sum(),
             f64::from_bits(self.sum.load(Ordering::Relaxed)),
             buckets,
-        )
+        ))
     }
 }
 
@@ -101,7 +108,9 @@ struct FunctionStats {
 
 impl FunctionStats {
     /// Records a finished invocation: the code's slot is found (or claimed) with atomics.
-    fn finished(&self, code: u16, elapsed: Duration) {
+    fn finished(&self, status: StatusCode, elapsed: Duration) {
+        // Never 0 (a free slot): a status code is 100 to 999.
+        let code = status.as_u16();
         let seconds = elapsed.as_secs_f64();
         for slot in &self.codes {
             let claimed = match slot.code.load(Ordering::Acquire) {
@@ -139,8 +148,8 @@ impl FunctionStats {
             .codes
             .iter()
             .chain(more.iter().map(|c| &**c))
-            .map(CodeStats::read)
-            .filter(|row| row.0 != 0 && row.1 > 0)
+            .filter_map(CodeStats::read)
+            .filter(|row| row.1 > 0)
             .collect();
         rows.sort_by_key(|r| r.0);
         rows
@@ -153,9 +162,9 @@ pub struct Invocation(Option<Arc<FunctionStats>>);
 
 impl Invocation {
     /// Records the invocation's status code and duration.
-    pub fn finished(self, code: u16, elapsed: Duration) {
+    pub fn finished(self, status: StatusCode, elapsed: Duration) {
         if let Some(stats) = self.0 {
-            stats.finished(code, elapsed);
+            stats.finished(status, elapsed);
         }
     }
 }
@@ -402,7 +411,7 @@ impl LayerFilter for FunctionMetrics {
             async move {
                 let response = response.await;
                 if let Some((invocation, start)) = invocation {
-                    invocation.finished(response.status().as_u16(), start.elapsed());
+                    invocation.finished(response.status(), start.elapsed());
                 }
                 response
             }
@@ -418,8 +427,9 @@ mod tests {
     fn encodes_openfaas_names_and_buckets() {
         let m = FaasMetrics::default();
         m.started("echo.fn")
-            .finished(200, Duration::from_millis(20));
-        m.started("echo.fn").finished(502, Duration::from_secs(20));
+            .finished(StatusCode::OK, Duration::from_millis(20));
+        m.started("echo.fn")
+            .finished(StatusCode::BAD_GATEWAY, Duration::from_secs(20));
         let mut replicas = BTreeMap::new();
         replicas.insert("echo.fn".to_string(), 2);
         m.set_replicas(replicas);
@@ -466,8 +476,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..600 {
                         let code = codes[(i + t) % codes.len()];
+                        let status = StatusCode::from_u16(code).unwrap();
                         m.started("echo.fn")
-                            .finished(code, Duration::from_millis(30));
+                            .finished(status, Duration::from_millis(30));
                     }
                 })
             })

@@ -175,7 +175,7 @@ async fn process(queue: &Queue, client: &HttpClient, delivery: &Delivery) {
     let invoked = Instant::now();
     let (status, headers, body) = invoke(queue, client, &request).await;
     if let Some(invocation) = invocation {
-        invocation.finished(status.as_u16(), invoked.elapsed());
+        invocation.finished(status, invoked.elapsed());
     }
     queue
         .metrics

@@ -166,7 +166,7 @@ impl Span {
 
 /// Room for this many more headers in the map a parsed head makes, so that the few a route's
 /// filters commonly add (a call id, a start time, `X-Served-By`...) do not make it grow: a
-/// `HeaderMap` that grows allocates and rehashes (about 800 instructions a request through the
+/// `HeaderMap` that grows allocates and rehashes (about 700 instructions a request through the
 /// OpenFaaS filters, counted with callgrind).
 pub(crate) const HEADER_HEADROOM: usize = 4;
 
