@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use weir_filters::{Body, BoxError};
 
 use super::{date, HeadTimer, HeadWait, Stop, TimedBody, Timeouts};
-use crate::proxy::http1::head::{header_name, Span, HEADER_HEADROOM};
+use crate::proxy::http1::head::{header_name, Span};
 use crate::proxy::Conn;
 
 /// The most headers a request served here may have; one with more goes to hyper (which
@@ -372,7 +372,7 @@ fn request_parts(
     spans: &[Span],
 ) -> Option<(Uri, HeaderMap, Asked)> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
-    let mut headers = HeaderMap::with_capacity(spans.len() + HEADER_HEADROOM);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut asked = Asked::default();
     for span in spans {
         let name = header_name(span.name(head))?;

@@ -164,12 +164,6 @@ impl Span {
     }
 }
 
-/// Room for this many more headers in the map a parsed head makes, so that the few a route's
-/// filters commonly add (a call id, a start time, `X-Served-By`...) do not make it grow: a
-/// `HeaderMap` that grows allocates and rehashes (about 700 instructions a request through the
-/// OpenFaaS filters, counted with callgrind).
-pub(crate) const HEADER_HEADROOM: usize = 4;
-
 /// Heads with up to this many headers keep their spans on the stack.
 const INLINE_SPANS: usize = 16;
 
@@ -228,7 +222,7 @@ fn parse_one(
         Version::HTTP_11
     };
 
-    let mut headers = HeaderMap::with_capacity(count + HEADER_HEADROOM);
+    let mut headers = HeaderMap::with_capacity(count);
     // Framing headers are checked only for a response that has a body: a HEAD, 204 or 304
     // answer's are not read (as hyper does).
     let bodiless = request_method == Method::HEAD
