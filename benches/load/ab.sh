@@ -5,8 +5,9 @@
 #   benches/load/ab.sh OLD_BINARY NEW_BINARY            # e.g. a build of main and this tree's
 #   ROUNDS=9 DURATION=5s ROUTE=resilient benches/load/ab.sh A B
 #
-# ROUTE is `plain` (a fixed http:// upstream, no filters) or `resilient` (lb:// with
-# LoadBalancer, CircuitBreaker and Retry=3). Prints, per round and as medians, requests/s,
+# ROUTE is `plain` (a fixed http:// upstream, no filters), `resilient` (lb:// with
+# LoadBalancer, CircuitBreaker and Retry=3) or `openfaas` (the default config's
+# /function/{name} filters: CallId, ScaleFromZero, FunctionMetrics). Prints, per round and as medians, requests/s,
 # p99 and each build's CPU time per request. Traffic goes only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +29,7 @@ install wrk wrk
 install nginx nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-start_origin "$ORIGIN_PORT"
+start_origin "$ORIGIN_PORT" "$PROVIDER_STATUS"
 for port in "$A_PORT" "$B_PORT"; do
   cat > "$work/routes-$port.yaml" <<CONF
 server:
@@ -42,6 +43,7 @@ gateway:
   routes:
     - { id: resilient, uri: lb://origin, predicates: [ Path=/resilient/** ], filters: [ LoadBalancer=round-robin, CircuitBreaker=origin, Retry=3 ] }
     - { id: plain, uri: http://127.0.0.1:$ORIGIN_PORT, predicates: [ Path=/plain/** ] }
+$(openfaas_route "http://127.0.0.1:$ORIGIN_PORT")
 CONF
 done
 RUST_LOG=warn $PIN "$A" --config "$work/routes-$A_PORT.yaml" &

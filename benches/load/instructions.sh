@@ -41,10 +41,7 @@ WEIR=$PWD/target/release/weir
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-start_origin "$ORIGIN_PORT" "location /system/function/ {
-      default_type application/json;
-      return 200 '{\"name\":\"x\",\"replicas\":1,\"availableReplicas\":1}';
-    }"
+start_origin "$ORIGIN_PORT" "$PROVIDER_STATUS"
 
 origin="http://127.0.0.1:$ORIGIN_PORT"
 cat > "$work/routes.yaml" <<CONF
@@ -60,13 +57,7 @@ gateway:
     - { id: cb, uri: $origin, predicates: [ Path=/cb/** ], filters: [ CircuitBreaker=cb ] }
     - { id: retry, uri: $origin, predicates: [ Path=/retry/** ], filters: [ Retry=3 ] }
     - { id: plain, uri: $origin, predicates: [ Path=/plain/** ] }
-    - id: openfaas
-      uri: $origin
-      predicates: [ "Path=/openfaas/{name}/**" ]
-      filters:
-        - CallId
-        - { name: ScaleFromZero, args: { provider: $origin/, namespace: openfaas-fn } }
-        - { name: FunctionMetrics, args: { namespace: openfaas-fn } }
+$(openfaas_route "$origin")
 CONF
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$WEIR" --config "$work/routes.yaml" 2>"$OUT/valgrind.log" &

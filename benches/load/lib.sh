@@ -18,6 +18,12 @@
 #                         starts the origin: nginx ($NGINX, one worker, access log off)
 #                         answering "hello\n" on 127.0.0.1:PORT, with any extra location
 #                         blocks given, under $PIN when it is set; its pid goes to pids
+#   PROVIDER_STATUS       an nginx location for start_origin: the faas-provider's function
+#                         status (one ready replica) for any name, so that ScaleFromZero
+#                         in front of the origin takes its cached path
+#   openfaas_route URL    prints a route `openfaas` (Path=/openfaas/{name}/**, to URL) with
+#                         the default config's /function/{name} filters: CallId,
+#                         ScaleFromZero (URL as the provider) and FunctionMetrics
 #   start_nginx NAME BODY  starts nginx (one worker, access log off, under $PIN when set) in
 #                         $work/NAME with BODY inside its http block; its pid goes to pids
 #   start_nginx_proxy PORT ORIGIN_PORT [LISTEN_OPTIONS [SERVER_LINES]]
@@ -99,6 +105,23 @@ $body
 CONF
   ${PIN:-} "${NGINX:-nginx}" -c "$work/$name/nginx.conf" -p "$work/$name" &
   pids+=($!)
+}
+
+PROVIDER_STATUS="location /system/function/ {
+      default_type application/json;
+      return 200 '{\"name\":\"x\",\"replicas\":1,\"availableReplicas\":1}';
+    }"
+
+openfaas_route() {
+  cat <<ROUTE
+    - id: openfaas
+      uri: $1
+      predicates: [ "Path=/openfaas/{name}/**" ]
+      filters:
+        - CallId
+        - { name: ScaleFromZero, args: { provider: $1/, namespace: openfaas-fn } }
+        - { name: FunctionMetrics, args: { namespace: openfaas-fn } }
+ROUTE
 }
 
 start_origin() {
