@@ -85,12 +85,15 @@ impl LayerFilter for CallId {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
             let start = HeaderValue::from(nanos as u64);
+            // Room made once: a map sized to a small head would otherwise grow twice.
+            let _ = headers.try_reserve(2);
             headers.insert(X_CALL_ID, call_id.clone());
             headers.insert(X_START_TIME, start.clone());
             let response = inner.handle(exchange);
             async move {
                 let mut response = response.await;
                 let headers = response.headers_mut();
+                let _ = headers.try_reserve(3);
                 headers.insert(X_CALL_ID, call_id);
                 headers.insert(X_START_TIME, start);
                 headers.insert(X_SERVED_BY, HeaderValue::from_static(SERVED_BY));
