@@ -27,8 +27,11 @@
 //!
 //! Idle functions: a function labelled `com.openfaas.scale.zero=true` that has had no
 //! invocation through this weir for `com.openfaas.scale.zero-duration` (default `15m`; `90s`,
-//! `1h30m`...) is scaled to zero. Weir's start counts as an invocation, so a restart never
-//! scales everything down at once.
+//! `1h30m`...) is scaled to zero. Weir's start (or a reload that changes this filter's
+//! arguments) counts as an invocation, so a restart never scales everything down at once.
+//! Without `namespace`, a request for a bare name counts for that name in every namespace
+//! (the provider's default namespace is not known), so a function is never scaled down while
+//! it is used. Each idle check also forgets the functions the provider no longer lists.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -131,6 +134,8 @@ struct Slot {
     last_used: AtomicU64,
     /// Invocations under way.
     in_flight: AtomicUsize,
+    /// Requests waiting for a look-up ([`Pending`]); changed under the slots map's lock.
+    waiting: AtomicUsize,
     /// Held by the request that looks up (and scales, and waits) for everyone.
     cycle: tokio::sync::Mutex<()>,
     /// Counts finished look-ups; with `outcome`, what requests that waited for one get.
@@ -146,6 +151,7 @@ impl Slot {
             ready_at: AtomicU64::new(0),
             last_used: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             cycle: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             outcome: Mutex::new(Outcome::NotFound),
@@ -172,6 +178,12 @@ impl Slot {
             0 => false,
             at => Duration::from_nanos(self.now().saturating_sub(at - 1)) < expiry,
         }
+    }
+
+    /// Whether a look-up of the function has ended (or is ending with a ready answer); once
+    /// true, always true.
+    fn looked_up(&self) -> bool {
+        self.generation.load(Ordering::Acquire) > 0 || self.ready_at.load(Ordering::Acquire) > 0
     }
 
     fn set_ready(&self, ready: bool) {
@@ -230,20 +242,51 @@ impl Scaler {
         slot.generation.fetch_add(1, Ordering::AcqRel);
         if matches!(outcome, Outcome::NotFound) {
             // Unknown names are not remembered: a client cannot fill memory with them.
-            self.forget(key, slot, false);
+            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+            if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
+                slots.remove(key);
+            }
         }
         outcome
     }
 
-    /// Removes `key`'s slot if it is still `slot`; with `unless_shared`, only if no request
-    /// but the caller holds it.
-    fn forget(&self, key: &str, slot: &Slot, unless_shared: bool) {
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let Some(held) = slots.get(key) else { return };
-        // The map's reference and the caller's.
-        if std::ptr::eq(&**held, slot) && !(unless_shared && Arc::strong_count(held) > 2) {
-            slots.remove(key);
+    /// `key`'s slot (made if need be), counted as waited for by one more request. The count
+    /// is taken under the map's lock, as [`Pending`] gives it back, so that a request leaving
+    /// cannot forget a slot another has just started waiting for.
+    fn wait_for(self: &Arc<Self>, key: String) -> Pending {
+        let found = {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            slots.get(&key).map(|slot| {
+                slot.waiting.fetch_add(1, Ordering::AcqRel);
+                slot.clone()
+            })
+        };
+        let slot = found.unwrap_or_else(|| {
+            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+            let slot = slots
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Slot::new(self.started)))
+                .clone();
+            slot.waiting.fetch_add(1, Ordering::AcqRel);
+            slot
+        });
+        Pending {
+            scaler: self.clone(),
+            key,
+            slot,
         }
+    }
+
+    /// Forgets the functions the provider did not list (`listed`, by key) that no request
+    /// waits for or is invoking: names whose look-up failed (the provider down, a namespace
+    /// it refuses) are otherwise kept, and a client could fill memory with invented ones.
+    fn forget_unlisted(&self, listed: &std::collections::HashSet<String>) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|key, slot| {
+            listed.contains(key)
+                || slot.waiting.load(Ordering::Acquire) > 0
+                || slot.in_flight.load(Ordering::Acquire) > 0
+        });
     }
 
     async fn look_up_and_scale(&self, name: &str, ns: &str, key: &str, slot: &Slot) -> Outcome {
@@ -310,7 +353,19 @@ impl Scaler {
         }
     }
 
-    /// One pass of idle scale-down.
+    /// The keys requests for function `name` in namespace `ns` are recorded under:
+    /// `name.ns`, and the bare name too when this filter has no namespace of its own (its
+    /// requests for a bare name then name no namespace, and the provider picks its default,
+    /// which weir does not know).
+    fn keys_of(&self, name: &str, ns: &str) -> Vec<String> {
+        let mut keys = vec![metric_name(name, ns)];
+        if self.provider.namespace.is_empty() && !ns.is_empty() {
+            keys.push(name.to_string());
+        }
+        keys
+    }
+
+    /// One pass of idle scale-down; it also forgets functions the provider no longer lists.
     async fn scale_idle_down(&self) {
         let all = match self.provider.all_functions().await {
             Ok(all) => all,
@@ -319,15 +374,28 @@ impl Scaler {
                 return;
             }
         };
+        let names = |function: &serde_json::Value| {
+            function
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+        };
+        let listed: std::collections::HashSet<String> = all
+            .iter()
+            .filter_map(|(ns, function)| Some(self.keys_of(&names(function)?, ns)))
+            .flatten()
+            .collect();
+        self.forget_unlisted(&listed);
         for (ns, function) in all {
-            let Some(name) = function.get("name").and_then(|n| n.as_str()) else {
+            let Some(name) = names(&function) else {
                 continue;
             };
             let status = Status::from_json(&function);
             if status.replicas == 0 || status.label(ZERO_LABEL) != Some("true") {
                 continue;
             }
-            let key = metric_name(name, &ns);
+            let keys = self.keys_of(&name, &ns);
+            let key = &keys[0];
             let idle_for = match status.label(ZERO_DURATION_LABEL) {
                 None => DEFAULT_ZERO_DURATION,
                 Some(text) => match zero_duration(text) {
@@ -338,15 +406,21 @@ impl Scaler {
                     }
                 },
             };
-            let slot = self.slot(&key);
-            let _cycle = slot.cycle.lock().await;
-            let idle = slot.idle_for();
-            if slot.in_flight.load(Ordering::Acquire) > 0 || idle < idle_for {
-                continue;
+            let slots: Vec<Arc<Slot>> = keys.iter().map(|key| self.slot(key)).collect();
+            let mut cycles = Vec::with_capacity(slots.len());
+            for slot in &slots {
+                cycles.push(slot.cycle.lock().await);
             }
-            match self.provider.scale(name, &ns, 0).await {
+            let idle = slots.iter().map(|slot| slot.idle_for()).min();
+            let in_flight = slots
+                .iter()
+                .any(|slot| slot.in_flight.load(Ordering::Acquire) > 0);
+            let Some(idle) = idle.filter(|idle| !in_flight && *idle >= idle_for) else {
+                continue;
+            };
+            match self.provider.scale(&name, &ns, 0).await {
                 Ok(()) => {
-                    slot.set_ready(false);
+                    slots.iter().for_each(|slot| slot.set_ready(false));
                     tracing::info!(function = %key, "[Idle] function={key} scaled to zero after {} without invocations", human(idle));
                 }
                 Err(e) => {
@@ -380,10 +454,10 @@ pub struct ScaleFromZero {
     scaler: Arc<Scaler>,
 }
 
-/// A request that must wait for a look-up of its function. A slot is made for a function
-/// when a request for it first arrives; if every request that waited for the slot's first
-/// look-up is gone before it ends (its client left, say), the slot is forgotten, so that
-/// names a client invents cannot fill memory.
+/// A request that waits for a look-up of its function ([`Scaler::wait_for`]). A slot is made
+/// for a function when a request for it first arrives; if every request that waited for the
+/// slot's first look-up is gone before it ends (its client left, say), the slot is
+/// forgotten, so that names a client invents cannot fill memory.
 struct Pending {
     scaler: Arc<Scaler>,
     key: String,
@@ -392,10 +466,20 @@ struct Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        let looked_up = self.slot.generation.load(Ordering::Acquire) > 0
-            || self.slot.ready_at.load(Ordering::Acquire) > 0;
-        if !looked_up {
-            self.scaler.forget(&self.key, &self.slot, true);
+        if self.slot.looked_up() {
+            // Never forgotten here, so the count needs no lock.
+            self.slot.waiting.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let mut slots = self.scaler.slots.write().unwrap_or_else(|e| e.into_inner());
+        let last = self.slot.waiting.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last
+            && !self.slot.looked_up()
+            && slots
+                .get(&self.key)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+        {
+            slots.remove(&self.key);
         }
     }
 }
@@ -439,12 +523,9 @@ impl LayerFilter for ScaleFromZero {
                     response.await
                 });
             }
+            drop(slot);
             let inner = inner.clone();
-            let pending = Pending {
-                scaler: scaler.clone(),
-                key,
-                slot,
-            };
+            let pending = scaler.wait_for(key);
             Box::pin(async move {
                 let (scaler, key, slot) = (&pending.scaler, &pending.key, &pending.slot);
                 let (name, ns) = split_name(&full, &scaler.provider.namespace);
@@ -486,10 +567,12 @@ mod tests {
         assert!(!slot.fresh(Duration::from_secs(30)));
     }
 
-    #[test]
-    fn a_slot_no_request_waits_for_before_its_first_look_up_is_forgotten() {
-        let scaler = Arc::new(Scaler {
-            provider: Provider::for_test(HttpService::from_fn(|_| std::future::pending()), "fn"),
+    fn scaler(namespace: &str) -> Arc<Scaler> {
+        Arc::new(Scaler {
+            provider: Provider::for_test(
+                HttpService::from_fn(|_| std::future::pending()),
+                namespace,
+            ),
             settings: Settings {
                 cache_expiry: Duration::from_millis(250),
                 poll_interval: Duration::from_millis(100),
@@ -500,30 +583,67 @@ mod tests {
             slots: RwLock::default(),
             started: Instant::now(),
             idle: OnceLock::new(),
-        });
-        let wait_for = |key: &str| Pending {
-            scaler: scaler.clone(),
-            key: key.to_string(),
-            slot: scaler.slot(key),
-        };
-        let known = |key: &str| scaler.slots.read().unwrap().contains_key(key);
+        })
+    }
 
+    fn known(scaler: &Scaler, key: &str) -> bool {
+        scaler.slots.read().unwrap().contains_key(key)
+    }
+
+    #[test]
+    fn a_slot_no_request_waits_for_before_its_first_look_up_is_forgotten() {
+        let scaler = scaler("fn");
         // Two requests wait for an invented name; the slot goes with the last of them.
-        let (first, second) = (wait_for("ghost.fn"), wait_for("ghost.fn"));
+        let (first, second) = (
+            scaler.wait_for("ghost.fn".into()),
+            scaler.wait_for("ghost.fn".into()),
+        );
+        assert!(Arc::ptr_eq(&first.slot, &second.slot));
         drop(first);
-        assert!(known("ghost.fn"), "still awaited by the second request");
+        assert!(
+            known(&scaler, "ghost.fn"),
+            "still awaited by the second request"
+        );
         drop(second);
-        assert!(!known("ghost.fn"), "nobody waits for it any more");
+        assert!(!known(&scaler, "ghost.fn"), "nobody waits for it any more");
 
         // A slot that was looked up once (even if that failed) is kept, as is a ready one.
-        let failed = wait_for("flaky.fn");
+        let failed = scaler.wait_for("flaky.fn".into());
         failed.slot.generation.fetch_add(1, Ordering::AcqRel);
         drop(failed);
-        assert!(known("flaky.fn"));
-        let ready = wait_for("echo.fn");
+        assert!(known(&scaler, "flaky.fn"));
+        let ready = scaler.wait_for("echo.fn".into());
         ready.slot.set_ready(true);
         drop(ready);
-        assert!(known("echo.fn"));
+        assert!(known(&scaler, "echo.fn"));
+        assert_eq!(scaler.slot("echo.fn").waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn the_idle_check_forgets_functions_the_provider_does_not_list() {
+        let scaler = scaler("fn");
+        for key in ["echo.fn", "gone.fn", "invented.fn"] {
+            let pending = scaler.wait_for(key.into());
+            pending.slot.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        let waiting = scaler.wait_for("awaited.fn".into());
+        waiting.slot.generation.fetch_add(1, Ordering::AcqRel);
+        let invoked = scaler.slot("invoked.fn");
+        let _in_flight = InFlight::start(invoked);
+        let listed = scaler.keys_of("echo", "fn").into_iter().collect();
+        scaler.forget_unlisted(&listed);
+        assert!(known(&scaler, "echo.fn"));
+        assert!(!known(&scaler, "gone.fn"));
+        assert!(!known(&scaler, "invented.fn"));
+        assert!(known(&scaler, "awaited.fn"), "a request waits for it");
+        assert!(known(&scaler, "invoked.fn"), "a request is invoking it");
+    }
+
+    #[test]
+    fn without_a_namespace_of_its_own_a_listed_function_has_its_bare_name_too() {
+        assert_eq!(scaler("fn").keys_of("echo", "fn"), ["echo.fn"]);
+        assert_eq!(scaler("").keys_of("echo", "fn"), ["echo.fn", "echo"]);
+        assert_eq!(scaler("").keys_of("echo", ""), ["echo"]);
     }
 
     #[test]

@@ -564,6 +564,52 @@ async fn idle_functions_are_scaled_to_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_namespace_a_function_in_use_is_not_scaled_down() {
+    // The provider lists its functions in its default namespace; weir, given none, sends bare
+    // names. Invocations of `busy` must still count for `busy.openfaas-fn`.
+    let provider = FakeProvider::start().await;
+    for name in ["busy", "idle"] {
+        provider.add(
+            name,
+            Function::ready(1)
+                .label("com.openfaas.scale.zero", "true")
+                .label("com.openfaas.scale.zero-duration", "1s"),
+        );
+    }
+    let addr = provider.addr.to_string();
+    let config = r#"
+gateway:
+  routes:
+    - id: function
+      uri: http://${PROVIDER}
+      predicates:
+        - Path=/function/{name:[-a-zA-Z_0-9.]+},/function/{name:[-a-zA-Z_0-9.]+}/**
+      filters:
+        - name: ScaleFromZero
+          args:
+            provider: http://${PROVIDER}/
+            idle-check-interval: 100ms
+"#;
+    let gw = gateway(config, None, &[("PROVIDER", &addr)]).await;
+    // `busy` is invoked every 100 ms until `idle`, untouched since weir started, has been
+    // scaled down (after its 1 s, at the latest one check later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.function("idle").unwrap().replicas != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle function was never scaled down"
+        );
+        let resp = get(gw.addr, "/function/busy").await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(provider.function("busy").unwrap().replicas, 1);
+    assert!(provider
+        .calls_to(Method::POST, "/system/scale-function/busy")
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_scale_functions_up_and_down() {
     let f = faas(true).await;
     let p = &f.provider;
