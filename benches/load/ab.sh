@@ -7,8 +7,9 @@
 #
 # ROUTE is `plain` (a fixed http:// upstream, no filters), `resilient` (lb:// with
 # LoadBalancer, CircuitBreaker and Retry=3) or `openfaas` (the default config's
-# /function/{name} filters: CallId, ScaleFromZero, FunctionMetrics). Prints, per round and as medians, requests/s,
-# p99 and each build's CPU time per request. Traffic goes only to 127.0.0.1.
+# /function/{name} filters: CallId, ScaleFromZero, FunctionMetrics; its route is written only
+# for this ROUTE, so that older builds run the other two). Prints, per round and as medians,
+# requests/s, p99 and each build's CPU time per request. Traffic goes only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/load/lib.sh
@@ -43,7 +44,7 @@ gateway:
   routes:
     - { id: resilient, uri: lb://origin, predicates: [ Path=/resilient/** ], filters: [ LoadBalancer=round-robin, CircuitBreaker=origin, Retry=3 ] }
     - { id: plain, uri: http://127.0.0.1:$ORIGIN_PORT, predicates: [ Path=/plain/** ] }
-$(openfaas_route "http://127.0.0.1:$ORIGIN_PORT")
+$([ "$ROUTE" = openfaas ] && openfaas_route "http://127.0.0.1:$ORIGIN_PORT")
 CONF
 done
 RUST_LOG=warn $PIN "$A" --config "$work/routes-$A_PORT.yaml" &
