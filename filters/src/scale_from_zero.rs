@@ -27,8 +27,9 @@
 //!
 //! Idle functions: a function labelled `com.openfaas.scale.zero=true` that has had no
 //! invocation through this weir for `com.openfaas.scale.zero-duration` (default `15m`; `90s`,
-//! `1h30m`...) is scaled to zero. Weir's start (or a reload that changes this filter's
-//! arguments) counts as an invocation, so a restart never scales everything down at once.
+//! `1h30m`...) is scaled to zero. Weir's first sight of a function (at its start, after a
+//! reload that changes this filter's arguments, or when it is deployed later) counts as an
+//! invocation, so a restart never scales everything down at once.
 //! Without `namespace`, a request for a bare name counts for that name in every namespace
 //! (the provider's default namespace is not known), so a function is never scaled down while
 //! it is used. Each idle check also forgets the functions the provider no longer lists.
@@ -144,12 +145,14 @@ struct Slot {
 }
 
 impl Slot {
-    /// A slot as of the scaler's start (`epoch`), which counts as an invocation.
+    /// A slot whose times count from `epoch` (the scaler's start). Its making counts as an
+    /// invocation: a function weir has just seen (at its start, or deployed since) is not
+    /// idle yet.
     fn new(epoch: Instant) -> Self {
         Self {
             epoch,
             ready_at: AtomicU64::new(0),
-            last_used: AtomicU64::new(0),
+            last_used: AtomicU64::new(epoch.elapsed().as_nanos() as u64),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             cycle: tokio::sync::Mutex::new(()),
@@ -221,11 +224,12 @@ impl Scaler {
 
     /// Makes sure `name` in `ns` has a replica available; one caller at a time per function,
     /// and callers that waited for another's look-up share its outcome.
-    async fn ensure_ready(&self, name: &str, ns: &str, key: &str, slot: &Slot) -> Outcome {
+    /// `seen` is the slot's generation when the caller started waiting ([`Scaler::wait_for`]).
+    async fn ensure_ready(&self, name: &str, ns: &str, pending: &Pending) -> Outcome {
+        let (key, slot, seen) = (pending.key.as_str(), &*pending.slot, pending.seen);
         if slot.fresh(self.settings.cache_expiry) {
             return Outcome::Ready;
         }
-        let seen = slot.generation.load(Ordering::Acquire);
         let _cycle = slot.cycle.lock().await;
         if slot.generation.load(Ordering::Acquire) != seen {
             return slot
@@ -239,13 +243,18 @@ impl Scaler {
         }
         let outcome = self.look_up_and_scale(name, ns, key, slot).await;
         *slot.outcome.lock().unwrap_or_else(|e| e.into_inner()) = outcome.clone();
-        slot.generation.fetch_add(1, Ordering::AcqRel);
         if matches!(outcome, Outcome::NotFound) {
-            // Unknown names are not remembered: a client cannot fill memory with them.
+            // Unknown names are not remembered: a client cannot fill memory with them. The
+            // generation moves under the map's lock, so a request that started waiting for
+            // this slot before it went sees that it moved (and takes this outcome) rather
+            // than looking up on a slot no longer in the map.
             let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+            slot.generation.fetch_add(1, Ordering::AcqRel);
             if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
                 slots.remove(key);
             }
+        } else {
+            slot.generation.fetch_add(1, Ordering::AcqRel);
         }
         outcome
     }
@@ -254,26 +263,27 @@ impl Scaler {
     /// is taken under the map's lock, as [`Pending`] gives it back, so that a request leaving
     /// cannot forget a slot another has just started waiting for.
     fn wait_for(self: &Arc<Self>, key: String) -> Pending {
+        let wait = |slot: &Arc<Slot>| {
+            slot.waiting.fetch_add(1, Ordering::AcqRel);
+            (slot.clone(), slot.generation.load(Ordering::Acquire))
+        };
         let found = {
             let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            slots.get(&key).map(|slot| {
-                slot.waiting.fetch_add(1, Ordering::AcqRel);
-                slot.clone()
-            })
+            slots.get(&key).map(wait)
         };
-        let slot = found.unwrap_or_else(|| {
+        let (slot, seen) = found.unwrap_or_else(|| {
             let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-            let slot = slots
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Slot::new(self.started)))
-                .clone();
-            slot.waiting.fetch_add(1, Ordering::AcqRel);
-            slot
+            wait(
+                slots
+                    .entry(key.clone())
+                    .or_insert_with(|| Arc::new(Slot::new(self.started))),
+            )
         });
         Pending {
             scaler: self.clone(),
             key,
             slot,
+            seen,
         }
     }
 
@@ -407,15 +417,21 @@ impl Scaler {
                 },
             };
             let slots: Vec<Arc<Slot>> = keys.iter().map(|key| self.slot(key)).collect();
-            let mut cycles = Vec::with_capacity(slots.len());
-            for slot in &slots {
-                cycles.push(slot.cycle.lock().await);
-            }
-            let idle = slots.iter().map(|slot| slot.idle_for()).min();
-            let in_flight = slots
+            // A look-up under way (its cycle held) means the function is in use: skipped,
+            // rather than waited for.
+            let Ok(_cycles) = slots
                 .iter()
-                .any(|slot| slot.in_flight.load(Ordering::Acquire) > 0);
-            let Some(idle) = idle.filter(|idle| !in_flight && *idle >= idle_for) else {
+                .map(|slot| slot.cycle.try_lock())
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                continue;
+            };
+            let idle = slots.iter().map(|slot| slot.idle_for()).min();
+            let in_use = slots.iter().any(|slot| {
+                slot.in_flight.load(Ordering::Acquire) > 0
+                    || slot.waiting.load(Ordering::Acquire) > 0
+            });
+            let Some(idle) = idle.filter(|idle| !in_use && *idle >= idle_for) else {
                 continue;
             };
             match self.provider.scale(&name, &ns, 0).await {
@@ -462,6 +478,8 @@ struct Pending {
     scaler: Arc<Scaler>,
     key: String,
     slot: Arc<Slot>,
+    /// The slot's generation when the request started waiting.
+    seen: u64,
 }
 
 impl Drop for Pending {
@@ -527,11 +545,11 @@ impl LayerFilter for ScaleFromZero {
             let inner = inner.clone();
             let pending = scaler.wait_for(key);
             Box::pin(async move {
-                let (scaler, key, slot) = (&pending.scaler, &pending.key, &pending.slot);
+                let (scaler, key) = (&pending.scaler, &pending.key);
                 let (name, ns) = split_name(&full, &scaler.provider.namespace);
-                match scaler.ensure_ready(name, ns, key, slot).await {
+                match scaler.ensure_ready(name, ns, &pending).await {
                     Outcome::Ready => {
-                        let _in_flight = InFlight::start(slot.clone());
+                        let _in_flight = InFlight::start(pending.slot.clone());
                         inner.handle(exchange).await
                     }
                     Outcome::NotFound => exchange.error(
@@ -555,7 +573,9 @@ mod tests {
         let now = Instant::now();
         let epoch = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
         let slot = Slot::new(epoch);
-        // The scaler's start counts as the last invocation.
+        // Its making counts as the last invocation, however long ago the scaler started.
+        assert!(slot.idle_for() < Duration::from_secs(30));
+        slot.last_used.store(0, Ordering::Relaxed);
         assert!(slot.idle_for() >= now - epoch);
         slot.touch();
         assert!(slot.idle_for() < Duration::from_secs(30));
