@@ -434,9 +434,11 @@ impl Scaler {
             let Some(idle) = idle.filter(|idle| !in_use && *idle >= idle_for) else {
                 continue;
             };
+            // Not ready from now on: a request arriving during the scale call looks up again
+            // (once the cycles are free) rather than trusting the cache.
+            slots.iter().for_each(|slot| slot.set_ready(false));
             match self.provider.scale(&name, &ns, 0).await {
                 Ok(()) => {
-                    slots.iter().for_each(|slot| slot.set_ready(false));
                     tracing::info!(function = %key, "[Idle] function={key} scaled to zero after {} without invocations", human(idle));
                 }
                 Err(e) => {
@@ -588,11 +590,13 @@ mod tests {
     }
 
     fn scaler(namespace: &str) -> Arc<Scaler> {
+        scaler_with(HttpService::from_fn(|_| std::future::pending()), namespace)
+    }
+
+    /// A scaler whose provider is `provider`.
+    fn scaler_with(provider: HttpService, namespace: &str) -> Arc<Scaler> {
         Arc::new(Scaler {
-            provider: Provider::for_test(
-                HttpService::from_fn(|_| std::future::pending()),
-                namespace,
-            ),
+            provider: Provider::for_test(provider, namespace),
             settings: Settings {
                 cache_expiry: Duration::from_millis(250),
                 poll_interval: Duration::from_millis(100),
@@ -637,6 +641,31 @@ mod tests {
         drop(ready);
         assert!(known(&scaler, "echo.fn"));
         assert_eq!(scaler.slot("echo.fn").waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waited_across_a_not_found_takes_it_without_a_look_up() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let provider = HttpService::from_fn(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                let mut response = http::Response::new(crate::Body::Empty);
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        });
+        let scaler = scaler_with(provider, "fn");
+        // `late` starts waiting; another request's look-up then ends NotFound, forgetting the
+        // slot, before `late` is polled.
+        let late = scaler.wait_for("ghost.fn".into());
+        let first = scaler.wait_for("ghost.fn".into());
+        let outcome = scaler.ensure_ready("ghost", "fn", &first).await;
+        assert!(matches!(outcome, Outcome::NotFound), "{outcome:?}");
+        assert!(!known(&scaler, "ghost.fn"));
+        let outcome = scaler.ensure_ready("ghost", "fn", &late).await;
+        assert!(matches!(outcome, Outcome::NotFound), "{outcome:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one look-up for both");
     }
 
     #[test]
