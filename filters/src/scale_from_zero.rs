@@ -668,6 +668,66 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1, "one look-up for both");
     }
 
+    #[tokio::test]
+    async fn the_idle_pass_leaves_a_function_in_use_alone() {
+        let scale_calls = Arc::new(AtomicUsize::new(0));
+        let counted = scale_calls.clone();
+        let provider = HttpService::from_fn(move |exchange: Exchange| {
+            let path = exchange.request.uri().path().to_string();
+            if path == "/system/scale-function/busy" {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                let (status, body) = match path.as_str() {
+                    // Idle after no time at all: only being in use keeps it.
+                    "/system/functions" => (
+                        StatusCode::OK,
+                        r#"[{"name": "busy", "replicas": 1, "availableReplicas": 1, "labels":
+                            {"com.openfaas.scale.zero": "true",
+                             "com.openfaas.scale.zero-duration": "0"}}]"#,
+                    ),
+                    "/system/scale-function/busy" => (StatusCode::OK, ""),
+                    _ => (StatusCode::NOT_FOUND, ""),
+                };
+                let mut response = http::Response::new(crate::Body::full(body));
+                *response.status_mut() = status;
+                response
+            }
+        });
+        let scaler = scaler_with(provider, "fn");
+        let idle_pass = || {
+            let scaler = scaler.clone();
+            async move {
+                // Bounded: an idle pass that waited for a look-up would hang here.
+                tokio::time::timeout(Duration::from_secs(5), scaler.scale_idle_down())
+                    .await
+                    .expect("the idle pass waited for a look-up under way");
+            }
+        };
+        let scale_calls = || scale_calls.load(Ordering::SeqCst);
+
+        let waiting = scaler.wait_for("busy.fn".into());
+        let slot = waiting.slot.clone();
+        slot.set_ready(true);
+        idle_pass().await;
+        assert_eq!(scale_calls(), 0, "a request waits for a look-up");
+        drop(waiting);
+
+        let look_up = slot.cycle.try_lock().unwrap();
+        idle_pass().await;
+        assert_eq!(scale_calls(), 0, "a look-up is under way");
+        drop(look_up);
+
+        let invoking = InFlight::start(slot.clone());
+        idle_pass().await;
+        assert_eq!(scale_calls(), 0, "a request is invoking it");
+        drop(invoking);
+
+        idle_pass().await;
+        assert_eq!(scale_calls(), 1, "idle at last");
+        assert!(!slot.fresh(Duration::from_secs(30)), "no longer ready");
+    }
+
     #[test]
     fn the_idle_check_forgets_functions_the_provider_does_not_list() {
         let scaler = scaler("fn");
