@@ -44,15 +44,22 @@ pub(crate) fn metric_name(name: &str, ns: &str) -> String {
     full
 }
 
-/// The function a request is for: the route's `{name}` variable, or else the path segment
-/// after the first (`/function/NAME/...`).
-pub(crate) fn function_of(exchange: &Exchange) -> Option<String> {
-    if let Some(name) = exchange.vars.get("name") {
-        return (!name.is_empty()).then(|| name.to_string());
-    }
-    let mut segments = exchange.path().split('/').filter(|s| !s.is_empty());
-    segments.next()?;
-    segments.next().map(str::to_string)
+/// The function a request is for, as [`metric_name`] names it: the route's `{name}` variable,
+/// or else the path segment after the first (`/function/NAME/...`), with `.default_ns`
+/// appended when it names no namespace. [`split_name`] gives its name and namespace back.
+pub(crate) fn function_key(exchange: &Exchange, default_ns: &str) -> Option<String> {
+    let full = match exchange.vars.get("name") {
+        Some(name) => Some(name).filter(|name| !name.is_empty()),
+        None => {
+            let mut segments = exchange.path().split('/').filter(|s| !s.is_empty());
+            segments.next()?;
+            segments.next()
+        }
+    }?;
+    Some(match full.contains('.') {
+        true => full.to_string(),
+        false => metric_name(full, default_ns),
+    })
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -435,6 +442,24 @@ impl Background {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_names_its_function_as_the_metrics_do() {
+        let key = |path: &str, default_ns: &str| {
+            let request = Request::get(path).body(Body::Empty).unwrap();
+            function_key(&Exchange::internal(request, Arc::from("r")), default_ns)
+        };
+        assert_eq!(key("/function/echo", "fn").as_deref(), Some("echo.fn"));
+        assert_eq!(key("/function/echo/x/y", "").as_deref(), Some("echo"));
+        assert_eq!(
+            key("/function/echo.dev/x", "fn").as_deref(),
+            Some("echo.dev")
+        );
+        assert_eq!(key("/function", "fn"), None);
+        // Split back into what the provider is asked for.
+        assert_eq!(split_name("echo.fn", "fn"), ("echo", "fn"));
+        assert_eq!(split_name("echo", ""), ("echo", ""));
+    }
 
     #[test]
     fn names_split_at_the_last_dot() {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::faas::{function_of, metric_name, split_name, Background, Provider};
+use crate::faas::{function_key, metric_name, Background, Provider};
 use crate::{
     ArgError, Args, Exchange, Filter, FilterContext, FilterFactory, HttpService, LayerFilter,
     Shortcut,
@@ -103,7 +103,7 @@ const CODE_SLOTS: usize = 4;
 struct FunctionStats {
     started: AtomicU64,
     codes: [CodeStats; CODE_SLOTS],
-    more_codes: Mutex<Vec<Arc<CodeStats>>>,
+    more_codes: Mutex<Vec<CodeStats>>,
 }
 
 impl FunctionStats {
@@ -125,20 +125,22 @@ impl FunctionStats {
                 return slot.observe(seconds);
             }
         }
+        // Recorded under the lock: rare.
         let mut more = self.more_codes.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = match more.iter().find(|c| c.code.load(Ordering::Relaxed) == code) {
-            Some(stats) => stats.clone(),
+        let at = match more
+            .iter()
+            .position(|c| c.code.load(Ordering::Relaxed) == code)
+        {
+            Some(at) => at,
             None => {
-                let stats = Arc::new(CodeStats {
+                more.push(CodeStats {
                     code: AtomicU16::new(code),
                     ..Default::default()
                 });
-                more.push(stats.clone());
-                stats
+                more.len() - 1
             }
         };
-        drop(more);
-        stats.observe(seconds);
+        more[at].observe(seconds);
     }
 
     /// Every code recorded so far, read for the exposition and sorted by code.
@@ -147,7 +149,7 @@ impl FunctionStats {
         let mut rows: Vec<_> = self
             .codes
             .iter()
-            .chain(more.iter().map(|c| &**c))
+            .chain(more.iter())
             .filter_map(CodeStats::read)
             .filter(|row| row.1 > 0)
             .collect();
@@ -398,15 +400,8 @@ impl LayerFilter for FunctionMetrics {
         // Counted and called before the future: it holds only the inner call's future and
         // the invocation, not the exchange.
         HttpService::from_fn(move |exchange: Exchange| {
-            let invocation = function_of(&exchange).map(|full| {
-                let name = if full.contains('.') {
-                    full
-                } else {
-                    let (name, ns) = split_name(&full, &namespace);
-                    metric_name(name, ns)
-                };
-                (metrics.started(&name), Instant::now())
-            });
+            let invocation = function_key(&exchange, &namespace)
+                .map(|name| (metrics.started(&name), Instant::now()));
             let response = inner.handle(exchange);
             async move {
                 let response = response.await;

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::faas::{function_of, metric_name, split_name, Background, Provider, Status};
+use crate::faas::{function_key, metric_name, split_name, Background, Provider, Status};
 use crate::{
     parse_duration, ArgError, Args, BoxFuture, Exchange, Filter, FilterContext, FilterFactory,
     HttpService, LayerFilter, Shortcut,
@@ -131,7 +131,7 @@ struct Slot {
     epoch: Instant,
     /// When a replica was last known to be available, plus one; 0 when none is known.
     ready_at: AtomicU64,
-    /// When the function was last invoked (or the scaler started).
+    /// When the function was last invoked (or the slot was made).
     last_used: AtomicU64,
     /// Invocations under way.
     in_flight: AtomicUsize,
@@ -170,7 +170,7 @@ impl Slot {
         self.last_used.fetch_max(self.now(), Ordering::Relaxed);
     }
 
-    /// How long since the function was last invoked (or the scaler started).
+    /// How long since the function was last invoked (or the slot was made).
     fn idle_for(&self) -> Duration {
         let last_used = self.last_used.load(Ordering::Relaxed);
         Duration::from_nanos(self.now().saturating_sub(last_used))
@@ -206,25 +206,31 @@ struct Scaler {
 }
 
 impl Scaler {
+    /// `key`'s slot, made if need be.
     fn slot(&self, key: &str) -> Arc<Slot> {
+        self.with_slot(key, Arc::clone)
+    }
+
+    /// Applies `f` to `key`'s slot (made if need be) under the map's lock: the read lock when
+    /// the slot is there, the write lock when it must be made.
+    fn with_slot<T>(&self, key: &str, f: impl Fn(&Arc<Slot>) -> T) -> T {
         if let Some(slot) = self
             .slots
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
         {
-            return slot.clone();
+            return f(slot);
         }
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        slots
+        f(slots
             .entry(key.to_string())
-            .or_insert_with(|| Arc::new(Slot::new(self.started)))
-            .clone()
+            .or_insert_with(|| Arc::new(Slot::new(self.started))))
     }
 
     /// Makes sure `name` in `ns` has a replica available; one caller at a time per function,
-    /// and callers that waited for another's look-up share its outcome.
-    /// `seen` is the slot's generation when the caller started waiting ([`Scaler::wait_for`]).
+    /// and callers that waited for another's look-up (one that ended after they started
+    /// waiting, [`Scaler::wait_for`]) share its outcome.
     async fn ensure_ready(&self, name: &str, ns: &str, pending: &Pending) -> Outcome {
         let (key, slot, seen) = (pending.key.as_str(), &*pending.slot, pending.seen);
         if slot.fresh(self.settings.cache_expiry) {
@@ -243,18 +249,17 @@ impl Scaler {
         }
         let outcome = self.look_up_and_scale(name, ns, key, slot).await;
         *slot.outcome.lock().unwrap_or_else(|e| e.into_inner()) = outcome.clone();
-        if matches!(outcome, Outcome::NotFound) {
-            // Unknown names are not remembered: a client cannot fill memory with them. The
-            // generation moves under the map's lock, so a request that started waiting for
-            // this slot before it went sees that it moved (and takes this outcome) rather
-            // than looking up on a slot no longer in the map.
-            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-            slot.generation.fetch_add(1, Ordering::AcqRel);
+        // Unknown names are not remembered: a client cannot fill memory with them. The
+        // generation moves under the map's lock, so a request that started waiting for this
+        // slot before it went sees that it moved (and takes this outcome) rather than looking
+        // up on a slot no longer in the map.
+        let forget = matches!(outcome, Outcome::NotFound)
+            .then(|| self.slots.write().unwrap_or_else(|e| e.into_inner()));
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(mut slots) = forget {
             if slots.get(key).is_some_and(|s| std::ptr::eq(&**s, slot)) {
                 slots.remove(key);
             }
-        } else {
-            slot.generation.fetch_add(1, Ordering::AcqRel);
         }
         outcome
     }
@@ -263,21 +268,9 @@ impl Scaler {
     /// is taken under the map's lock, as [`Pending`] gives it back, so that a request leaving
     /// cannot forget a slot another has just started waiting for.
     fn wait_for(self: &Arc<Self>, key: String) -> Pending {
-        let wait = |slot: &Arc<Slot>| {
+        let (slot, seen) = self.with_slot(&key, |slot| {
             slot.waiting.fetch_add(1, Ordering::AcqRel);
             (slot.clone(), slot.generation.load(Ordering::Acquire))
-        };
-        let found = {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            slots.get(&key).map(wait)
-        };
-        let (slot, seen) = found.unwrap_or_else(|| {
-            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-            wait(
-                slots
-                    .entry(key.clone())
-                    .or_insert_with(|| Arc::new(Slot::new(self.started))),
-            )
         });
         Pending {
             scaler: self.clone(),
@@ -528,11 +521,9 @@ impl LayerFilter for ScaleFromZero {
         // before the future, which then holds only the inner call's future and the in-flight
         // count; otherwise the future looks up (and scales, and waits) first.
         let owned = move |exchange: Exchange| -> BoxFuture {
-            let Some(full) = function_of(&exchange) else {
+            let Some(key) = function_key(&exchange, &scaler.provider.namespace) else {
                 return inner.call_boxed(exchange);
             };
-            let (name, ns) = split_name(&full, &scaler.provider.namespace);
-            let key = metric_name(name, ns);
             let slot = scaler.slot(&key);
             slot.touch();
             if slot.fresh(scaler.settings.cache_expiry) {
@@ -548,7 +539,7 @@ impl LayerFilter for ScaleFromZero {
             let pending = scaler.wait_for(key);
             Box::pin(async move {
                 let (scaler, key) = (&pending.scaler, &pending.key);
-                let (name, ns) = split_name(&full, &scaler.provider.namespace);
+                let (name, ns) = split_name(key, &scaler.provider.namespace);
                 match scaler.ensure_ready(name, ns, &pending).await {
                     Outcome::Ready => {
                         let _in_flight = InFlight::start(pending.slot.clone());
