@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use weir_filters::{Body, BoxError};
 
 use super::{date, HeadTimer, HeadWait, Stop, TimedBody, Timeouts};
-use crate::proxy::http1::head::{header_name, Span};
+use crate::proxy::http1::head::{header_name, header_value, same_name, Span};
 use crate::proxy::Conn;
 
 /// The most headers a request served here may have; one with more goes to hyper (which
@@ -354,7 +354,7 @@ pub fn parse_head(read: &mut BytesMut) -> Head {
 /// Whether a header of this name makes the request hyper's: framing of a body, an upgrade or
 /// an expectation.
 fn for_hyper(name: &[u8]) -> bool {
-    let is = |listed: &[u8]| name.eq_ignore_ascii_case(listed);
+    let is = |listed: &[u8]| same_name(name, listed);
     match name.len() {
         6 => is(b"expect"),
         7 => is(b"upgrade"),
@@ -376,7 +376,7 @@ fn request_parts(
     let mut asked = Asked::default();
     for span in spans {
         let name = header_name(span.name(head))?;
-        let value = HeaderValue::from_maybe_shared(span.value(head)).ok()?;
+        let value = header_value(span, head);
         if name == header::CONNECTION {
             asked.close |= is_close(&value);
         } else if name == header::TE {

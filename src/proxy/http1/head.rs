@@ -162,6 +162,11 @@ impl Span {
     pub(crate) fn value(&self, head: &bytes::Bytes) -> bytes::Bytes {
         head.slice(self.value.0 as usize..self.value.1 as usize)
     }
+
+    /// The header's value in `head`, borrowed.
+    pub(crate) fn value_bytes<'a>(&self, head: &'a [u8]) -> &'a [u8] {
+        &head[self.value.0 as usize..self.value.1 as usize]
+    }
 }
 
 /// Heads with up to this many headers keep their spans on the stack.
@@ -238,10 +243,9 @@ fn parse_one(
     let mut named = Vec::new();
     for span in spans {
         let name = header_name(span.name(&head)).ok_or(Http1Error::HeaderName)?;
-        let value = HeaderValue::from_maybe_shared(span.value(&head))
-            .map_err(|_| Http1Error::HeaderValue)?;
+        let value = span.value_bytes(&head);
         if name == header::CONTENT_LENGTH {
-            content_length = match (content_length, parse_content_length(value.as_bytes())) {
+            content_length = match (content_length, parse_content_length(value)) {
                 (Ok(Some(earlier)), Ok(length)) if earlier != length => {
                     Err(Http1Error::ContentLength)
                 }
@@ -250,12 +254,12 @@ fn parse_one(
             };
         } else if name == header::TRANSFER_ENCODING {
             // Only the last coding of the last header says whether the body is chunked.
-            let last = list_elements(value.as_bytes()).last();
+            let last = list_elements(value).last();
             chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
         } else if name == header::CONNECTION {
             // `keep-alive`, the usual value, names no header but its own (hop-by-hop anyway).
             let mut names_others = false;
-            for token in list_elements(value.as_bytes()) {
+            for token in list_elements(value) {
                 if token.eq_ignore_ascii_case(b"keep-alive") {
                     saw_keep_alive = true;
                     continue;
@@ -266,11 +270,11 @@ fn parse_one(
                 }
             }
             if names_others {
-                named.extend(named_by_connection(value.as_bytes()));
+                named.extend(named_by_connection(value));
             }
         }
         if !is_hop_by_hop(&name) {
-            headers.append(name, value);
+            headers.append(name, header_value(span, &head));
         }
     }
     distinct(&mut named);
@@ -314,21 +318,58 @@ fn parse_one(
 }
 
 /// A header name from a message head (checked by httparse to be a token). The names most
-/// heads carry are told apart by their length and one case-insensitive comparison, a fraction
-/// of what [`HeaderName::from_bytes`]'s general parse costs; any other name goes through it.
+/// heads carry are told apart by their length and one word-wise comparison, a fraction of
+/// what [`HeaderName::from_bytes`]'s general parse costs; any other name goes through it.
 pub(crate) fn header_name(bytes: &[u8]) -> Option<HeaderName> {
-    let is = |name: &[u8]| bytes.eq_ignore_ascii_case(name);
+    let is = |name: &[u8]| same_name(bytes, name);
     Some(match bytes.len() {
         4 if is(b"date") => header::DATE,
         4 if is(b"host") => header::HOST,
+        4 if is(b"etag") => header::ETAG,
+        4 if is(b"vary") => header::VARY,
         6 if is(b"server") => header::SERVER,
         6 if is(b"accept") => header::ACCEPT,
+        6 if is(b"cookie") => header::COOKIE,
+        8 if is(b"location") => header::LOCATION,
         10 if is(b"connection") => header::CONNECTION,
         10 if is(b"user-agent") => header::USER_AGENT,
+        10 if is(b"set-cookie") => header::SET_COOKIE,
         12 if is(b"content-type") => header::CONTENT_TYPE,
+        13 if is(b"cache-control") => header::CACHE_CONTROL,
+        13 if is(b"last-modified") => header::LAST_MODIFIED,
+        13 if is(b"accept-ranges") => header::ACCEPT_RANGES,
+        13 if is(b"authorization") => header::AUTHORIZATION,
         14 if is(b"content-length") => header::CONTENT_LENGTH,
+        15 if is(b"accept-encoding") => header::ACCEPT_ENCODING,
+        16 if is(b"content-encoding") => header::CONTENT_ENCODING,
+        17 if is(b"transfer-encoding") => header::TRANSFER_ENCODING,
         _ => return HeaderName::from_bytes(bytes).ok(),
     })
+}
+
+/// Whether `name` is `lower` (lowercase letters, digits and `-`) in any case. The bytes are
+/// compared all at once, without an early exit, so the comparison with a literal compiles to
+/// a few word-wide operations; `eq_ignore_ascii_case` folds both sides byte by byte.
+pub(crate) fn same_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name.iter().zip(lower).fold(0, |diff, (&byte, &want)| {
+            // Only a letter may differ in case: `| 0x20` lowercases exactly the two spellings.
+            let fold = if want.is_ascii_lowercase() { 0x20 } else { 0 };
+            diff | ((byte | fold) ^ want)
+        }) == 0
+}
+
+/// A header value that httparse took from `head`, sharing its bytes. httparse admits in a
+/// value exactly the bytes [`HeaderValue`] does (tab, space, visible ASCII and obs-text
+/// 0x80-0xFF: `header_values_as_httparse_reads_them` tries every byte on both of httparse's
+/// paths), so the http crate's second check of every byte is left to debug builds. About 60
+/// instructions a header, on both the request's and the response's head.
+#[allow(unsafe_code)]
+pub(crate) fn header_value(span: &Span, head: &bytes::Bytes) -> HeaderValue {
+    // SAFETY: `from_maybe_shared_unchecked` requires bytes `HeaderValue` accepts; these passed
+    // httparse's value check, which accepts the same set (see above). Debug builds check
+    // again and panic otherwise, so every test run checks it too.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(span.value(head)) }
 }
 
 /// A `Content-Length` value: digits, or a list of equal digit strings.
@@ -384,6 +425,17 @@ mod tests {
             "etag",
             "Server",
             "transfer-encoding",
+            "vary",
+            "cookie",
+            "set-cookie",
+            "location",
+            "cache-control",
+            "last-modified",
+            "accept-ranges",
+            "authorization",
+            "accept-encoding",
+            "content-encoding",
+            "accept-encodinh",
         ];
         for name in names.map(String::from) {
             for spelled in [name.clone(), name.to_ascii_uppercase()] {
@@ -392,6 +444,58 @@ mod tests {
             }
         }
         assert_eq!(header_name(b"bad name"), None);
+    }
+
+    #[test]
+    fn same_name_folds_only_letters() {
+        assert!(same_name(b"Content-Length", b"content-length"));
+        assert!(same_name(b"CONTENT-LENGTH", b"content-length"));
+        assert!(!same_name(b"content-lengt", b"content-length"));
+        // `\r | 0x20` is `-`, `\x10 | 0x20` is `0`: only letters may differ in case.
+        assert!(!same_name(b"content\rlength", b"content-length"));
+        assert!(!same_name(b"x\x10", b"x0"));
+        assert!(!same_name(b"content_length", b"content-length"));
+    }
+
+    /// `header_value` skips the second check: every value httparse takes, on its byte-wise
+    /// and its vectored paths, in requests and responses, is one `HeaderValue` takes.
+    #[test]
+    fn header_values_as_httparse_reads_them() {
+        let mut taken = 0;
+        for byte in 0..=255u8 {
+            for (before, after) in [(1, 1), (40, 3), (3, 70)] {
+                let mut value = vec![b'a'; before];
+                value.push(byte);
+                value.extend(std::iter::repeat_n(b'b', after));
+                for start in [&b"HTTP/1.1 200 OK\r\n"[..], b"GET / HTTP/1.1\r\n"] {
+                    let mut head = start.to_vec();
+                    head.extend(b"x-v: ");
+                    head.extend(&value);
+                    head.extend(b"\r\n\r\n");
+                    let mut headers = [httparse::EMPTY_HEADER; 4];
+                    let parsed = if start.starts_with(b"HTTP") {
+                        let mut response = httparse::Response::new(&mut headers);
+                        matches!(response.parse(&head), Ok(httparse::Status::Complete(_)))
+                    } else {
+                        let mut request = httparse::Request::new(&mut headers);
+                        matches!(request.parse(&head), Ok(httparse::Status::Complete(_)))
+                    };
+                    if !parsed {
+                        continue;
+                    }
+                    taken += 1;
+                    for header in headers.iter().filter(|h| !h.name.is_empty()) {
+                        assert!(
+                            HeaderValue::from_bytes(header.value).is_ok(),
+                            "httparse took {:?} (byte {byte:#04x}), HeaderValue refuses it",
+                            header.value
+                        );
+                    }
+                }
+            }
+        }
+        // Tab, space, visible ASCII and obs-text, three placings each, in both heads.
+        assert_eq!(taken, (1 + 95 + 128) * 3 * 2);
     }
 
     fn ok(bytes: &str) -> ResponseHead {

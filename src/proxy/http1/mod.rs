@@ -54,9 +54,6 @@ pub enum Http1Error {
     /// A header name the http crate refuses.
     #[error("invalid header name in the response")]
     HeaderName,
-    /// A header value the http crate refuses.
-    #[error("invalid header value in the response")]
-    HeaderValue,
     /// A `Content-Length` that is not a number, or lengths that differ.
     #[error("invalid or conflicting Content-Length in the response")]
     ContentLength,
