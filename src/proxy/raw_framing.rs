@@ -374,7 +374,7 @@ impl<T> Watched<T> {
 
 /// The most one read takes from the socket. The bytes pass through this buffer on the stack
 /// on their way to hyper's: reading into hyper's uninitialised buffer directly would take
-/// `unsafe`, which weir keeps out of its request path (its one use is the allocator).
+/// `unsafe` (weir's only uses are the allocator and `proxy::http1::head::header_value`).
 const READ_CHUNK: usize = 16 * 1024;
 
 impl<T: AsyncRead + Unpin> hyper::rt::Read for Watched<T> {

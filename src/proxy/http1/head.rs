@@ -351,6 +351,10 @@ pub(crate) fn header_name(bytes: &[u8]) -> Option<HeaderName> {
 /// compared all at once, without an early exit, so the comparison with a literal compiles to
 /// a few word-wide operations; `eq_ignore_ascii_case` folds both sides byte by byte.
 pub(crate) fn same_name(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(
+        !lower.iter().any(u8::is_ascii_uppercase),
+        "{lower:?} is not lowercase"
+    );
     name.len() == lower.len()
         && name.iter().zip(lower).fold(0, |diff, (&byte, &want)| {
             // Only a letter may differ in case: `| 0x20` lowercases exactly the two spellings.
@@ -359,16 +363,20 @@ pub(crate) fn same_name(name: &[u8], lower: &[u8]) -> bool {
         }) == 0
 }
 
-/// A header value that httparse took from `head`, sharing its bytes. httparse admits in a
-/// value exactly the bytes [`HeaderValue`] does (tab, space, visible ASCII and obs-text
-/// 0x80-0xFF: `header_values_as_httparse_reads_them` tries every byte on both of httparse's
-/// paths), so the http crate's second check of every byte is left to debug builds. About 60
-/// instructions a header, on both the request's and the response's head.
+/// A header value that httparse took from `head`, sharing its bytes. With httparse's default
+/// config (no obsolete line folding, which would leave CR LF inside a value; both weir's
+/// parsers use it), httparse admits in a value exactly the bytes [`HeaderValue`] does: tab,
+/// space, visible ASCII and obs-text 0x80-0xFF (`header_values_as_httparse_reads_them` tries
+/// every byte). The http crate's second check of every byte is therefore left to debug builds
+/// (and the fuzz targets, built with debug assertions). About 60 instructions a header, on
+/// both the request's and the response's head.
 #[allow(unsafe_code)]
 pub(crate) fn header_value(span: &Span, head: &bytes::Bytes) -> HeaderValue {
-    // SAFETY: `from_maybe_shared_unchecked` requires bytes `HeaderValue` accepts; these passed
-    // httparse's value check, which accepts the same set (see above). Debug builds check
-    // again and panic otherwise, so every test run checks it too.
+    // SAFETY: what `HeaderValue` relies on is that its bytes are a valid header value, and
+    // these passed httparse's check of the same set (see above). The function's documentation
+    // asks for UTF-8 instead, which obs-text is not: upstream calls that a documentation
+    // error (hyperium/http#871), and hyper's own HTTP/1 parser (`header_value!` in
+    // proto/h1/role.rs) builds every parsed value this way, obs-text included.
     unsafe { HeaderValue::from_maybe_shared_unchecked(span.value(head)) }
 }
 
@@ -457,8 +465,9 @@ mod tests {
         assert!(!same_name(b"content_length", b"content-length"));
     }
 
-    /// `header_value` skips the second check: every value httparse takes, on its byte-wise
-    /// and its vectored paths, in requests and responses, is one `HeaderValue` takes.
+    /// `header_value` skips the second check: every value httparse takes, in requests and
+    /// responses, on its byte-wise path (short values) and on the vectored path this machine
+    /// selects (SSE4.2 or AVX2, for long values), is one `HeaderValue` takes.
     #[test]
     fn header_values_as_httparse_reads_them() {
         let mut taken = 0;
