@@ -411,6 +411,9 @@ impl Forwarder {
             _ => None,
         };
         let (route, request_id) = (&failing.route, failing.request_id);
+        // weir's own client leaves a response's hop-by-hop headers out as it parses the head;
+        // hyper's keeps them for the forwarder to remove.
+        let hop_by_hop_left = !matches!(prepared, Prepared::Plain(_));
         // The send future is made in each arm, not held in a local first: this future (boxed
         // for every request) would otherwise keep room for it twice.
         let result = match self.response_timeout {
@@ -444,7 +447,9 @@ impl Forwarder {
                 }
             }
             Ok(Ok(mut response)) => {
-                remove_hop_by_hop(response.headers_mut());
+                if hop_by_hop_left {
+                    remove_hop_by_hop(response.headers_mut());
+                }
                 response
             }
             Ok(Err(err)) if client_body_failed(&err) => {

@@ -39,8 +39,8 @@ pub struct ResponseHead {
     /// [`hyper::ext::ReasonPhrase`] extension). The hop-by-hop headers (RFC 9110 §7.6.1:
     /// `Connection`, every header it names, `Transfer-Encoding`, `Keep-Alive`, ...) describe
     /// this connection: the connection acts on them (`framing`, `keep_alive`) and leaves them
-    /// out. (A response from hyper's client keeps them; the forwarder removes them from
-    /// every response.)
+    /// out. (A response from hyper's client keeps them, and the forwarder removes them from
+    /// those.)
     pub response: Response<()>,
     /// How the body that follows is delimited.
     pub framing: Framing,
