@@ -4,6 +4,7 @@
 #
 #   benches/load/tls.sh                      # 3 interleaved rounds of 5 s per proxy and mode
 #   ROUNDS=5 DURATION=10s benches/load/tls.sh
+#   WEIR=target/pgo/weir benches/load/tls.sh  # a given weir binary, not built here
 #
 # Both proxies present the same certificate (tests/e2e/certs/localhost-1, ECDSA P-256) with
 # their default TLS settings: weir (rustls, ring) and nginx (OpenSSL, `ssl_protocols TLSv1.2
@@ -31,8 +32,11 @@ install wrk wrk
 install nginx nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --bin weir
-WEIR=$PWD/target/release/weir
+# WEIR=PATH measures that binary (the PGO build of benches/load/pgo.sh, say) instead.
+if [ -z "${WEIR:-}" ]; then
+  cargo build --release --quiet --bin weir
+  WEIR=$PWD/target/release/weir
+fi
 PIN="taskset -c $CPU"
 CERT=$PWD/tests/e2e/certs/localhost-1.crt
 KEY=$PWD/tests/e2e/certs/localhost-1.key

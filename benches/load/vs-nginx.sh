@@ -3,6 +3,7 @@
 #
 #   benches/load/vs-nginx.sh                 # 5 interleaved rounds of 10 s per proxy
 #   ROUNDS=3 DURATION=5s benches/load/vs-nginx.sh
+#   WEIR=target/pgo/weir benches/load/vs-nginx.sh   # a given weir binary, not built here
 #
 # Pinning the origin, the load generator and the proxy to the same CPU keeps the spread between
 # rounds at a few percent on a shared 2-core machine; it dilutes throughput with the origin's
@@ -38,8 +39,11 @@ install nginx nginx-light
 install curl curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --bin weir
-WEIR=$PWD/target/release/weir
+# WEIR=PATH measures that binary (the PGO build of benches/load/pgo.sh, say) instead.
+if [ -z "${WEIR:-}" ]; then
+  cargo build --release --quiet --bin weir
+  WEIR=$PWD/target/release/weir
+fi
 PIN="taskset -c $CPU"
 
 mkdir -p "$work/origin" "$work/www"
