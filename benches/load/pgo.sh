@@ -29,9 +29,10 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 
 install wrk wrk
 install nginx nginx-light
+install curl curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-profdata=$(find "$(rustc --print sysroot)" -name llvm-profdata -type f 2>/dev/null | head -1)
-if [ -z "$profdata" ]; then
+profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+if [ ! -x "$profdata" ]; then
   install llvm-profdata-19 llvm-19
   profdata=$(command -v llvm-profdata-19)
 fi
@@ -45,6 +46,8 @@ RUSTFLAGS="-Cprofile-generate=$OUT/profiles" CARGO_TARGET_DIR="$OUT/generate" \
 
 mkdir -p "$work/www"
 head -c 64M /dev/zero > "$work/www/big"
+# nginx's workers run as nobody: they must be able to reach the file.
+chmod 755 "$work" "$work/www"
 start_origin "$ORIGIN_PORT" "$PROVIDER_STATUS
     location = /plain/big { alias $work/www/big; }"
 origin="http://127.0.0.1:$ORIGIN_PORT"
@@ -96,12 +99,12 @@ train "POST 1 KiB, no filters" -s "$work/post.lua" "http://127.0.0.1:$WEIR_PORT/
 train "GET, OpenFaaS filters" "http://127.0.0.1:$WEIR_PORT/openfaas/echo/x"
 train "GET, LB + CB + Retry" "http://127.0.0.1:$WEIR_PORT/all/x"
 for _ in 1 2 3 4; do
-  curl -s -o /dev/null "http://127.0.0.1:$WEIR_PORT/plain/big"
+  curl -sf -o /dev/null "http://127.0.0.1:$WEIR_PORT/plain/big"
 done
-# The profile is written when weir exits (a graceful stop, waited for); a second run with
-# TLS on its listener adds to it.
+# The profile is written when weir exits (a graceful stop, waited for: weir exits 0 on SIGTERM,
+# anything else fails the script); a second run with TLS on its listener adds to it.
 kill -TERM "$weir_pid"
-wait "$weir_pid" || true
+wait "$weir_pid"
 RUST_LOG=warn "$OUT/generate/$host/release/weir" --config "$work/routes-tls.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
@@ -109,7 +112,7 @@ wait_for "$WEIR_PORT"
 train "GET over TLS" "https://127.0.0.1:$WEIR_PORT/plain/x"
 train "GET over TLS, a handshake each" -H "Connection: close" "https://127.0.0.1:$WEIR_PORT/plain/x"
 kill -TERM "$weir_pid"
-wait "$weir_pid" || true
+wait "$weir_pid"
 
 echo "== merge ($profdata)"
 "$profdata" merge -o "$OUT/merged.profdata" "$OUT"/profiles/*.profraw

@@ -145,6 +145,7 @@ PY
 conns_kib=$(cat "$work/conns.txt")
 
 echo
+echo "weir: $WEIR"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); all processes on CPU $CPU"
 echo "rounds: $ROUNDS x $DURATION per proxy, interleaved; wrk -t1 -c$CONNS; medians below"
 printf '%-22s %12s %12s %10s\n' "" weir nginx weir/nginx
