@@ -26,8 +26,7 @@ install nginx nginx-light
 install nats-server nats-server
 export PATH="$PATH:/usr/sbin"
 
-cargo build --release --quiet --bin weir
-WEIR=$PWD/target/release/weir
+weir_binary
 
 
 cat > "$work/nginx.conf" <<CONF

@@ -36,8 +36,7 @@ install nginx nginx-light
 install valgrind valgrind
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --bin weir
-WEIR=$PWD/target/release/weir
+weir_binary
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

@@ -1,6 +1,9 @@
 # Helpers shared by the load scripts; sourced, not run.
 #
 #   install CMD PACKAGE   installs PACKAGE from Debian when CMD is missing
+#   weir_binary           sets WEIR to the weir binary to measure: $WEIR when it is set
+#                         (the PGO build of pgo.sh, say), else a release build of this tree,
+#                         built here
 #   wait_for PORT         polls 127.0.0.1:PORT for up to 5 s
 #   ticks PID             the process's utime + stime, in clock ticks
 #   counts PID            the process's utime and stime (clock ticks) and the context
@@ -42,6 +45,13 @@ install() {
   if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
     echo "installing $2 from Debian" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+weir_binary() {
+  if [ -z "${WEIR:-}" ]; then
+    cargo build --release --quiet --bin weir
+    WEIR=$PWD/target/release/weir
   fi
 }
 

@@ -31,8 +31,7 @@ install wrk wrk
 install nginx nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --bin weir
-WEIR=target/release/weir
+weir_binary
 
 
 start_origin "$ORIGIN_PORT"

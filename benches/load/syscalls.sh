@@ -23,7 +23,7 @@ install wrk wrk
 install nginx nginx-light
 install perf linux-perf
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --quiet --bin weir
+weir_binary
 
 start_origin "$ORIGIN_PORT"
 cat > "$work/routes.yaml" <<CONF
@@ -33,7 +33,7 @@ gateway:
   routes:
     - { id: plain, uri: http://127.0.0.1:$ORIGIN_PORT, predicates: [ Path=/** ] }
 CONF
-RUST_LOG=warn $PIN target/release/weir --config "$work/routes.yaml" &
+RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
 start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"

@@ -32,11 +32,7 @@ install wrk wrk
 install nginx nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# WEIR=PATH measures that binary (the PGO build of benches/load/pgo.sh, say) instead.
-if [ -z "${WEIR:-}" ]; then
-  cargo build --release --quiet --bin weir
-  WEIR=$PWD/target/release/weir
-fi
+weir_binary
 PIN="taskset -c $CPU"
 CERT=$PWD/tests/e2e/certs/localhost-1.crt
 KEY=$PWD/tests/e2e/certs/localhost-1.key

@@ -39,11 +39,7 @@ install nginx nginx-light
 install curl curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# WEIR=PATH measures that binary (the PGO build of benches/load/pgo.sh, say) instead.
-if [ -z "${WEIR:-}" ]; then
-  cargo build --release --quiet --bin weir
-  WEIR=$PWD/target/release/weir
-fi
+weir_binary
 PIN="taskset -c $CPU"
 
 mkdir -p "$work/origin" "$work/www"
