@@ -66,24 +66,32 @@ async fn hop_by_hop_response_headers_are_removed() {
         Some("Basic")
     );
 
-    let resp = get(gw.addr, "/hop").await;
-    assert_eq!(resp.status, StatusCode::OK);
-    for name in ["x-hop-secret", "keep-alive", "proxy-authenticate"] {
+    // Without a body the request goes through weir's own HTTP/1 client, which leaves them out
+    // as it parses the head; with one through hyper's, after which the forwarder removes them.
+    for (method, body) in WITH_AND_WITHOUT_BODY {
+        let method: http::Method = method.parse().unwrap();
+        let resp = Req::new(method.clone(), gw.addr, "/hop")
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{method}");
+        for name in ["x-hop-secret", "keep-alive", "proxy-authenticate"] {
+            assert!(
+                resp.header(name).is_none(),
+                "{method}: `{name}` reached the client: {:?}",
+                resp.headers
+            );
+        }
         assert!(
-            resp.header(name).is_none(),
-            "`{name}` reached the client: {:?}",
+            !resp
+                .header_all("connection")
+                .iter()
+                .any(|v| v.to_ascii_lowercase().contains("x-hop-secret")),
+            "{method}: {:?}",
             resp.headers
         );
+        assert_eq!(resp.header_all("x-kept"), ["1"], "{method}");
     }
-    assert!(
-        !resp
-            .header_all("connection")
-            .iter()
-            .any(|v| v.to_ascii_lowercase().contains("x-hop-secret")),
-        "{:?}",
-        resp.headers
-    );
-    assert_eq!(resp.header_all("x-kept"), ["1"]);
 }
 
 #[tokio::test]
