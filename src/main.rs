@@ -174,11 +174,18 @@ fn serve(cli: Cli) -> ExitCode {
 
 /// The multi-threaded runtime both commands run on; `None` (after saying why) when it cannot
 /// start.
+///
+/// Without tokio's LIFO slot, a task woken from a worker thread joins the back of its run
+/// queue instead of running next. On loopback that cut weir's CPU time per request by 1-4%
+/// over HTTP/1 (plain, resilient and OpenFaaS routes, TLS) and 16% over HTTP/2, its p99 over
+/// HTTP/1 by 4-12% and its context switches by 8-15% (BENCHMARKS.md, "Tenth pass"). The
+/// setting is unstable tokio API, compiled in when tokio is built with `--cfg tokio_unstable`
+/// (.cargo/config.toml); a build without it keeps the slot.
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    match builder.enable_all().build() {
         Ok(runtime) => Some(runtime),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -40,8 +40,9 @@ fi
 rm -rf "$OUT/profiles" "$OUT"/*.profdata
 mkdir -p "$OUT/profiles"
 # --target keeps the flags off build scripts and proc-macros (which would profile the build).
+# RUSTFLAGS replaces .cargo/config.toml's flags, so they repeat its `--cfg tokio_unstable`.
 echo "== instrumented build"
-RUSTFLAGS="-Cprofile-generate=$OUT/profiles" CARGO_TARGET_DIR="$OUT/generate" \
+RUSTFLAGS="--cfg tokio_unstable -Cprofile-generate=$OUT/profiles" CARGO_TARGET_DIR="$OUT/generate" \
   cargo build --release --quiet --target "$host" --bin weir
 
 mkdir -p "$work/www"
@@ -121,7 +122,7 @@ profile=$OUT/weir-$(sha256sum "$OUT/merged.profdata" | cut -c1-16).profdata
 mv "$OUT/merged.profdata" "$profile"
 
 echo "== optimised build"
-RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$OUT/use" \
+RUSTFLAGS="--cfg tokio_unstable -Cprofile-use=$profile" CARGO_TARGET_DIR="$OUT/use" \
   cargo build --release --quiet --target "$host" --bin weir
 cp "$OUT/use/$host/release/weir" "$OUT/weir"
 echo "built $OUT/weir"
