@@ -12,11 +12,12 @@
 # event-driven HTTP proxy to read weir against; and in `mode tcp`, where it parses nothing and
 # copies bytes between each client connection and one upstream connection of its own. That
 # relay makes the same socket reads and writes per request as an HTTP proxy and does nothing
-# else, so its CPU time per request is close to the least that any proxy can spend here.
+# else: a reference point for what a proxy costs in this layout without any HTTP work.
 #
 # For each proxy: medians over the rounds of requests/s, p50, p99, CPU time per request (from
-# /proc/PID/stat), its kernel and user parts, and context switches per request; then each
-# proxy's CPU time over nginx's. Traffic goes only to 127.0.0.1; every run is bounded in time.
+# /proc/PID/stat), its kernel part (user: the CPU median less the kernel median), and context
+# switches per request; then each proxy's CPU time over nginx's. Load traffic goes only to
+# 127.0.0.1; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/load/lib.sh
@@ -54,9 +55,10 @@ gateway:
         - Path=/**
 CONF
 
-# haproxy MODE PORT: HAProxy in MODE (http or tcp) on 127.0.0.1:PORT in front of the origin,
-# in the foreground with one thread; its pid goes to pids and to the variable named haproxy_MODE.
-haproxy() {
+# start_haproxy MODE PORT: HAProxy in MODE (http or tcp) on 127.0.0.1:PORT in front of the
+# origin, in the foreground with one thread; its pid goes to pids and to the variable named
+# haproxy_MODE.
+start_haproxy() {
   cat > "$work/haproxy-$1.cfg" <<CONF
 global
   nbthread 1
@@ -83,13 +85,14 @@ start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
 RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
 weir_pid=$!
 pids+=($weir_pid)
-haproxy http "$HTTP_PORT"
-haproxy tcp "$TCP_PORT"
+start_haproxy http "$HTTP_PORT"
+start_haproxy tcp "$TCP_PORT"
 
 for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT" "$HTTP_PORT" "$TCP_PORT"; do
   wait_for "$port"
 done
-nginx_worker=$(pgrep -P "$(cat "$work/proxy/nginx.pid")" | head -1)
+nginx_worker=$(pgrep -P "$(cat "$work/proxy/nginx.pid")" | head -1) ||
+  { echo "the proxy nginx has no worker" >&2; exit 1; }
 
 names=(weir nginx haproxy-http haproxy-tcp)
 ports=("$WEIR_PORT" "$NGINX_PORT" "$HTTP_PORT" "$TCP_PORT")
@@ -126,4 +129,4 @@ for name in "${names[@]}"; do
     -v s="$(median ${sys[$name]})" -v x="$(median ${cs[$name]})" -v n="$nginx_cpu" -v name="$name" \
     'BEGIN { printf "%-13s %12.0f %10.1f %10.1f %12.2f %10.2f %10.2f %9.2f %10.2f\n", name, r, m, q, c, s, c - s, x, c / n }'
 done
-echo "kernel, user: medians of each part over the rounds (they need not add up to the cpu median)"
+echo "kernel: the median over the rounds; user: the cpu median less the kernel median"
