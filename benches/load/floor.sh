@@ -42,19 +42,6 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 weir_binary
 PIN="taskset -c $CPU"
 
-cat > "$work/routes.yaml" <<CONF
-server:
-  listen: 127.0.0.1:$WEIR_PORT
-admin:
-  listen: 127.0.0.1:$ADMIN_PORT
-gateway:
-  routes:
-    - id: origin
-      uri: http://127.0.0.1:$ORIGIN_PORT
-      predicates:
-        - Path=/**
-CONF
-
 # start_haproxy MODE PORT: HAProxy in MODE (http or tcp) on 127.0.0.1:PORT in front of the
 # origin, in the foreground with one thread; its pid goes to pids and to the variable named
 # haproxy_MODE.
@@ -82,9 +69,7 @@ CONF
 
 start_origin "$ORIGIN_PORT"
 start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
-RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
-weir_pid=$!
-pids+=($weir_pid)
+start_weir_proxy "$WEIR_PORT" "$ADMIN_PORT" "$ORIGIN_PORT"
 start_haproxy http "$HTTP_PORT"
 start_haproxy tcp "$TCP_PORT"
 

@@ -29,6 +29,11 @@
 #                         ScaleFromZero (URL as the provider) and FunctionMetrics
 #   start_nginx NAME BODY  starts nginx (one worker, access log off, under $PIN when set) in
 #                         $work/NAME with BODY inside its http block; its pid goes to pids
+#   start_weir_proxy PORT ADMIN_PORT ORIGIN_PORT
+#                         starts $WEIR (see weir_binary) on 127.0.0.1:PORT, its admin API on
+#                         ADMIN_PORT, with one route (Path=/**, no filters) to the origin,
+#                         under $PIN when it is set and with RUST_LOG=warn; its pid goes to
+#                         pids and to weir_pid
 #   start_nginx_proxy PORT ORIGIN_PORT [LISTEN_OPTIONS [SERVER_LINES]]
 #                         starts nginx as the reverse proxy weir is measured against (one
 #                         worker, upstream keepalive, keepalive_requests high, no access log,
@@ -142,6 +147,21 @@ start_origin() {
     $*
     location / { return 200 \"hello\\n\"; }
   }"
+}
+
+start_weir_proxy() {
+  cat > "$work/weir-$1.yaml" <<CONF
+server:
+  listen: 127.0.0.1:$1
+admin:
+  listen: 127.0.0.1:$2
+gateway:
+  routes:
+    - { id: origin, uri: "http://127.0.0.1:$3", predicates: [ Path=/** ] }
+CONF
+  RUST_LOG=warn ${PIN:-} "$WEIR" --config "$work/weir-$1.yaml" &
+  weir_pid=$!
+  pids+=($weir_pid)
 }
 
 start_nginx_proxy() {

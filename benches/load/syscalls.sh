@@ -26,16 +26,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 weir_binary
 
 start_origin "$ORIGIN_PORT"
-cat > "$work/routes.yaml" <<CONF
-server:
-  listen: 127.0.0.1:$WEIR_PORT
-gateway:
-  routes:
-    - { id: plain, uri: http://127.0.0.1:$ORIGIN_PORT, predicates: [ Path=/** ] }
-CONF
-RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
-weir_pid=$!
-pids+=($weir_pid)
+start_weir_proxy "$WEIR_PORT" "$((WEIR_PORT + 1000))" "$ORIGIN_PORT"
 start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
 wait_for "$WEIR_PORT"
 wait_for "$NGINX_PORT"

@@ -48,24 +48,9 @@ chmod 755 "$work" "$work/www"
 # The large body: 1 GiB, sparse on disk, served by the origin.
 truncate -s 1G "$work/www/big"
 
-cat > "$work/routes.yaml" <<CONF
-server:
-  listen: 127.0.0.1:$WEIR_PORT
-admin:
-  listen: 127.0.0.1:$ADMIN_PORT
-gateway:
-  routes:
-    - id: origin
-      uri: http://127.0.0.1:$ORIGIN_PORT
-      predicates:
-        - Path=/**
-CONF
-
 start_origin "$ORIGIN_PORT" "location = /big { root $work/www; }"
 start_nginx_proxy "$NGINX_PORT" "$ORIGIN_PORT"
-RUST_LOG=warn $PIN "$WEIR" --config "$work/routes.yaml" &
-weir_pid=$!
-pids+=($weir_pid)
+start_weir_proxy "$WEIR_PORT" "$ADMIN_PORT" "$ORIGIN_PORT"
 
 for port in "$ORIGIN_PORT" "$NGINX_PORT" "$WEIR_PORT"; do wait_for "$port"; done
 
