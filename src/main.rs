@@ -176,13 +176,10 @@ fn serve(cli: Cli) -> ExitCode {
 /// start.
 ///
 /// Without tokio's LIFO slot, a task woken from a worker thread joins the back of its run
-/// queue instead of running next. On loopback, one binary run with and without the slot, that
-/// cut weir's CPU time per request by 1-4% over HTTP/1 (plain, resilient and OpenFaaS routes,
-/// TLS) and 16% over HTTP/2, its p99 over HTTP/1 by 4-12% (more with TLS kept alive) and its
-/// context switches by 8-15%; against a build without the flag below, CPU stays within 2%
-/// over HTTP/1 while p99 shortens by 4-14%, and CPU falls 15% over HTTP/2 (BENCHMARKS.md,
-/// "Tenth pass"). The setting is unstable tokio API, compiled in when tokio is built with
-/// `--cfg tokio_unstable` (.cargo/config.toml); a build without it keeps the slot.
+/// queue instead of running next: measured on loopback, a shorter p99 over HTTP/1 and less CPU
+/// per request over HTTP/2 (BENCHMARKS.md, "Tenth pass"). The setting is unstable tokio API,
+/// compiled in when tokio is built with `--cfg tokio_unstable` (.cargo/config.toml); a build
+/// without it keeps the slot.
 fn runtime() -> Option<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     #[cfg(tokio_unstable)]
